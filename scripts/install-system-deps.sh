@@ -1,0 +1,40 @@
+#!/usr/bin/env bash
+# Installs the machine-level tools the test suite uses, from Debian's packages, and makes
+# podman usable (../shared/containers/podman-setup.sh). Idempotent: fast when all present.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+SUDO=""
+if [ "$(id -u)" != 0 ]; then SUDO="sudo"; fi
+
+# command -> Debian package
+declare -A NEED=(
+  [age]=age
+  [promtool]=prometheus
+  [curl]=curl
+  [openssl]=openssl
+  [ip]=iproute2
+  [ssh-keygen]=openssh-client
+)
+missing=()
+for cmd in "${!NEED[@]}"; do
+  command -v "$cmd" >/dev/null 2>&1 || missing+=("${NEED[$cmd]}")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+  echo "installing Debian packages: ${missing[*]}" >&2
+  export DEBIAN_FRONTEND=noninteractive
+  $SUDO apt-get update -qq
+  # prometheus pulls in a daemon we never start; only promtool is used.
+  $SUDO apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+# podman + docker-compose + the local python:3.11-slim base image (container tests).
+SHARED="${PATINA_SHARED_DIR:-../shared}"
+if [ "${PATINA_SKIP_CONTAINERS:-0}" != 1 ]; then
+  if [ -x "$SHARED/containers/podman-setup.sh" ]; then
+    $SUDO bash "$SHARED/containers/podman-setup.sh" >/dev/null
+  else
+    echo "error: $SHARED/containers/podman-setup.sh not found; container tests need it" >&2
+    exit 1
+  fi
+fi

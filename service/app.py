@@ -1,0 +1,91 @@
+"""App factories: the public API, the admin API and the metrics-only app.
+
+The public app serves the public Unix socket and TLS TCP. The admin app is a separate
+FastAPI instance served only on the admin socket, so its routes do not exist anywhere else
+(they are absent, not merely forbidden). All apps share one Resources.
+"""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, FastAPI
+from fastapi.exceptions import RequestValidationError
+from fastapi.routing import APIRoute
+from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.types import ASGIApp, Receive, Scope, Send
+
+from service import NAME, __version__
+from service.errors import http_exception_handler, validation_exception_handler
+from service.http import core_routes
+from service.http.hardening import HardeningMiddleware
+from service.resources import Resources
+
+API_DESCRIPTION = """\
+Hybrid search over a project's knowledge and an agent-safe secrets broker.
+
+Callers on the Unix socket are authenticated by their uid (SO_PEERCRED); callers over TCP
+send `Authorization: Bearer <token>`. Every error body is `{"error": "<message>"}`.
+"""
+
+
+def _operation_id(route: APIRoute) -> str:
+    # Stable ids so generated clients get readable method names (`scry`, `health`, ...).
+    return route.name
+
+
+def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> FastAPI:
+    app = FastAPI(
+        title=title,
+        version=__version__,
+        description=API_DESCRIPTION,
+        openapi_url=None,  # served by core_routes behind authentication
+        docs_url=None,
+        redoc_url=None,
+        generate_unique_id_function=_operation_id,
+    )
+    app.state.resources = resources
+    app.add_exception_handler(StarletteHTTPException, http_exception_handler)
+    app.add_exception_handler(RequestValidationError, validation_exception_handler)
+    for router in routers:
+        app.include_router(router)
+    app.add_middleware(HardeningMiddleware, resources=resources)
+    return app
+
+
+def public_routers() -> list[APIRouter]:
+    """Routers of the public API, in OpenAPI order."""
+    return [core_routes.router]
+
+
+def admin_routers() -> list[APIRouter]:
+    """Routers of the admin socket."""
+    return [core_routes.router]
+
+
+def create_app(resources: Resources) -> FastAPI:
+    """The public API (public Unix socket and TLS TCP)."""
+    return _base_app(resources, title=NAME, routers=public_routers())
+
+
+def create_admin_app(resources: Resources) -> FastAPI:
+    """The admin API, served only on the admin socket."""
+    return _base_app(resources, title=f"{NAME} admin", routers=admin_routers())
+
+
+def create_metrics_app(resources: Resources) -> ASGIApp:
+    """The plain metrics port: `/metrics` and nothing else, no authentication."""
+
+    async def app(scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            return
+        if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
+            body, content_type = resources.metrics.render()
+            status, headers = 200, [(b"content-type", content_type.encode())]
+        else:
+            body, status = b'{"error": "not found"}', 404
+            headers = [(b"content-type", b"application/json")]
+        headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
+        headers.append((b"content-length", str(len(body)).encode()))
+        await send({"type": "http.response.start", "status": status, "headers": headers})
+        await send({"type": "http.response.body", "body": body})
+
+    return app

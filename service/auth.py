@@ -1,0 +1,118 @@
+"""Who is calling: one dependency turns a connection and its headers into a Principal.
+
+* Public and admin Unix sockets: the peer's uid (SO_PEERCRED) against the listener's policy;
+  the transport layer has already answered 403 to peers outside it.
+* TCP: a bearer token, compared in constant time; with mutual TLS the certificate subject
+  joins the identity.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Coroutine
+from dataclasses import dataclass, field
+from typing import Annotated, Any
+
+from fastapi import Depends, Request
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from service.errors import Forbidden, Unauthorized
+from service.resources import Resources
+from service.transport.connection import ConnectionInfo, connection_of
+
+# Scopes. Local socket peers are the machine's owner and hold all of the public ones;
+# `admin` exists only on the admin socket.
+SCOPE_SCRY = "scry"
+SCOPE_INDEX = "index"
+SCOPE_SECRETS = "secrets"
+SCOPE_ADMIN = "admin"
+LOCAL_SCOPES = frozenset({SCOPE_SCRY, SCOPE_INDEX, SCOPE_SECRETS})
+ADMIN_SCOPES = frozenset({SCOPE_ADMIN})
+
+
+@dataclass(frozen=True)
+class Principal:
+    """An authenticated caller. `name` is stable and safe to log and audit."""
+
+    transport: str
+    name: str
+    scopes: frozenset[str]
+    uid: int | None = None
+    gid: int | None = None
+    pid: int | None = None
+    token_name: str | None = None
+    cert_subject: str | None = None
+    extra: dict[str, str] = field(default_factory=dict, compare=False)
+
+    def has(self, scope: str) -> bool:
+        return scope in self.scopes
+
+
+_bearer = HTTPBearer(auto_error=False, description="Token for TCP callers; sockets need none.")
+
+
+def get_resources(request: Request) -> Resources:
+    resources: Resources = request.app.state.resources
+    return resources
+
+
+ResourcesDep = Annotated[Resources, Depends(get_resources)]
+
+
+async def authenticate(
+    request: Request,
+    resources: ResourcesDep,
+    credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(_bearer)],
+) -> Principal:
+    """Resolve the caller or raise 401/403. Every non-public route depends on this."""
+    conn = connection_of(request.scope)
+    principal = principal_for(conn, credentials.credentials if credentials else None, resources)
+    request.scope["patina.principal"] = principal.name
+    return principal
+
+
+def principal_for(
+    conn: ConnectionInfo | None, token: str | None, resources: Resources
+) -> Principal:
+    if conn is None:
+        # No listener tagged this request: nothing vouches for it.
+        raise Forbidden("connection has no identity")
+    if conn.transport in ("uds", "admin"):
+        assert conn.peer is not None
+        scopes = ADMIN_SCOPES if conn.transport == "admin" else LOCAL_SCOPES
+        return Principal(
+            transport=conn.transport,
+            name=f"uid:{conn.peer.uid}",
+            scopes=scopes,
+            uid=conn.peer.uid,
+            gid=conn.peer.gid,
+            pid=conn.peer.pid or None,
+        )
+    if token is None:
+        raise Unauthorized()
+    record = resources.tokens.verify(token)
+    if record is None:
+        raise Unauthorized()
+    name = f"token:{record.name}"
+    if conn.cert_subject:
+        name += f"/cert:{conn.cert_subject}"
+    return Principal(
+        transport=conn.transport,
+        name=name,
+        scopes=record.scopes,
+        token_name=record.name,
+        cert_subject=conn.cert_subject,
+    )
+
+
+Caller = Annotated[Principal, Depends(authenticate)]
+
+
+def require_scope(scope: str) -> Callable[..., Coroutine[Any, Any, Principal]]:
+    """A dependency that passes only callers holding `scope` (403 otherwise)."""
+
+    async def check(caller: Caller) -> Principal:
+        if not caller.has(scope):
+            raise Forbidden(f"caller lacks the '{scope}' scope")
+        return caller
+
+    return check

@@ -1,0 +1,1 @@
+"""The `patina` command line. Each module registers one group of commands."""

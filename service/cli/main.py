@@ -1,0 +1,29 @@
+"""Entry point of the `patina` command: builds the typer app from the command modules."""
+
+from __future__ import annotations
+
+import typer
+
+from service.cli import openapi_cmd
+
+app = typer.Typer(
+    name="patina",
+    help="patina-serve: project search and an agent-safe secrets broker.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+
+
+@app.callback()
+def _root() -> None:
+    """patina-serve: project search and an agent-safe secrets broker."""
+
+
+# Each module adds its commands; one line per module keeps this file the index of the CLI.
+for module in (openapi_cmd,):
+    module.register(app)
+
+
+def main() -> None:
+    app()

@@ -1,0 +1,1 @@
+"""HTTP layer shared by every listener: hardening middleware and core routes."""

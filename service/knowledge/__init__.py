@@ -1,0 +1,1 @@
+"""Knowledge: index a project and answer scry with hybrid lexical + semantic search."""

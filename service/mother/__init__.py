@@ -1,0 +1,1 @@
+"""Mother nodes: federated scry across remote patina-serve nodes."""

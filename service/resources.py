@@ -1,0 +1,76 @@
+"""Everything the listeners share: settings, metrics, the execution gate, tokens, and the
+domain services. One instance per process (or per test), held on `app.state.resources`.
+
+uvicorn runs an app's lifespan on only one of several servers, so shared resources are
+opened here, by the runner (or a test fixture), and not in a lifespan.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+import uuid
+from collections.abc import AsyncIterator, Callable
+from contextlib import AsyncExitStack, asynccontextmanager
+from typing import TYPE_CHECKING
+
+from service.bounding import Bounded
+from service.metrics import Metrics
+from service.settings import Settings
+from service.tokens import TokenStore
+
+if TYPE_CHECKING:
+    from service.transport.connection import ConnectionInfo
+
+log = logging.getLogger("patina")
+
+PeerRejectedHook = Callable[["ConnectionInfo", str], None]
+
+
+class Resources:
+    """Shared state of one running service."""
+
+    def __init__(self, settings: Settings, *, tokens: TokenStore | None = None) -> None:
+        self.settings = settings
+        self.started_at = time.monotonic()
+        self.boot_id = uuid.uuid4().hex
+        self.metrics = Metrics()
+        self.tokens = tokens or TokenStore()
+        self.bounded = Bounded(
+            slots=settings.max_concurrent_queries,
+            default_timeout=settings.query_timeout_ms / 1000,
+            on_reject=lambda reason: self.metrics.http.rejected.labels(reason).inc(),
+        )
+        # Called when a socket peer is refused (the secrets audit log listens here).
+        self.peer_rejected_hooks: list[PeerRejectedHook] = []
+        self.exit_stack = AsyncExitStack()
+
+    @property
+    def uptime_secs(self) -> float:
+        return time.monotonic() - self.started_at
+
+    def peer_rejected(self, conn: ConnectionInfo, listener: str) -> None:
+        for hook in self.peer_rejected_hooks:
+            hook(conn, listener)
+
+    async def close(self) -> None:
+        await self.exit_stack.aclose()
+        self.bounded.close()
+
+
+@asynccontextmanager
+async def open_resources(
+    settings: Settings, *, tokens: TokenStore | None = None
+) -> AsyncIterator[Resources]:
+    """Open the shared resources and every enabled domain; close them all on exit."""
+    resources = Resources(settings, tokens=tokens)
+    try:
+        await _open_domains(resources)
+        yield resources
+    finally:
+        await resources.close()
+
+
+async def _open_domains(resources: Resources) -> None:
+    # Each domain registers its own cleanup on resources.exit_stack.
+    del resources
