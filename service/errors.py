@@ -120,3 +120,7 @@ def describe_request_errors(errors: Any) -> str:
             msg = "malformed JSON"
         parts.append(f"{loc}: {msg}" if loc else msg)
     return "invalid request: " + "; ".join(parts)
+
+
+class StartupError(Exception):
+    """The service refuses to start; the message says what is wrong and how to fix it."""

@@ -43,6 +43,8 @@ class Resources:
         )
         # Called when a socket peer is refused (the secrets audit log listens here).
         self.peer_rejected_hooks: list[PeerRejectedHook] = []
+        # Called on SIGHUP (the secrets policy reloads here).
+        self.sighup_hooks: list[Callable[[], None]] = []
         self.exit_stack = AsyncExitStack()
 
     @property
@@ -52,6 +54,11 @@ class Resources:
     def peer_rejected(self, conn: ConnectionInfo, listener: str) -> None:
         for hook in self.peer_rejected_hooks:
             hook(conn, listener)
+
+    def sighup(self) -> None:
+        log.info("SIGHUP: reloading")
+        for hook in self.sighup_hooks:
+            hook()
 
     async def close(self) -> None:
         await self.exit_stack.aclose()

@@ -9,12 +9,19 @@ from __future__ import annotations
 
 import hashlib
 import hmac
+import logging
+import re
 import secrets
 import tomllib
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.errors import StartupError
 from service.fileio import write_private
+from service.settings import Settings
+
+log = logging.getLogger("patina.tokens")
+TOKEN_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,64}$")
 
 DEFAULT_TOKEN_SCOPES = frozenset({"scry", "secrets"})
 TOKEN_BYTES = 32
@@ -75,6 +82,8 @@ def load_tokens_file(path: Path) -> list[TokenRecord]:
 
 def append_to_tokens_file(path: Path, name: str, token: str, scopes: list[str]) -> None:
     """Add a hashed token entry (rewriting the file atomically, 0600)."""
+    if not TOKEN_NAME.match(name):
+        raise ValueError("token names are 1-64 letters, digits, '_', '.' or '-'")
     existing = load_tokens_file(path) if path.exists() else []
     if any(r.name == name for r in existing):
         raise ValueError(f"a token named {name!r} already exists in {path}")
@@ -92,3 +101,26 @@ def generate_token_file(path: Path) -> str:
     token = new_token()
     write_private(path, (token + "\n").encode())
     return token
+
+
+def build_token_store(settings: Settings) -> TokenStore:
+    """Collect tokens from every source; generate one when TCP is on and none exists."""
+    store = TokenStore()
+    if settings.serve_token is not None:
+        store.add(
+            TokenRecord(
+                "env", digest(settings.serve_token.get_secret_value()), DEFAULT_TOKEN_SCOPES
+            )
+        )
+    if settings.tokens_file is not None:
+        try:
+            for record in load_tokens_file(settings.tokens_file):
+                store.add(record)
+        except (OSError, ValueError) as exc:
+            raise StartupError(f"cannot load tokens file: {exc}") from None
+    if settings.tcp is not None and len(store) == 0:
+        path = settings.resolved_token_file
+        token = generate_token_file(path)
+        store.add(TokenRecord("generated", digest(token), DEFAULT_TOKEN_SCOPES))
+        log.warning("generated a bearer token for TCP callers; it is in %s", path)
+    return store

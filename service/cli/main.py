@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import openapi_cmd
+from service.cli import health, openapi_cmd, serve, tls, tokens
 
 app = typer.Typer(
     name="patina",
@@ -21,7 +21,7 @@ def _root() -> None:
 
 
 # Each module adds its commands; one line per module keeps this file the index of the CLI.
-for module in (openapi_cmd,):
+for module in (serve, health, tokens, tls, openapi_cmd):
     module.register(app)
 
 

@@ -155,7 +155,7 @@ def _route(scope: Scope) -> str:
 def _request_id(scope: Scope) -> str:
     for name, value in scope["headers"]:
         if name == b"x-request-id" and _REQUEST_ID_OK.match(value):
-            return value.decode()
+            return bytes(value).decode()
     return uuid.uuid4().hex
 
 

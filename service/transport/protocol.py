@@ -1,0 +1,154 @@
+"""Our HTTP protocol: uvicorn's httptools protocol plus per-connection identity and guards.
+
+* Identity: a Unix-socket peer's SO_PEERCRED (pid, uid, gid) or a TLS client certificate's
+  subject is read once per connection and placed in every request's `scope["state"]`.
+* Header guards uvicorn lacks: request line + headers over the cap answer 431, and headers
+  that do not arrive complete within the header timeout answer 408 (slowloris).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
+
+from service.transport.connection import (
+    STATE_KEY,
+    ConnectionInfo,
+    Transport,
+    read_peer_cred,
+)
+
+log = logging.getLogger("patina.transport")
+
+
+@dataclass(frozen=True)
+class ListenerPolicy:
+    """What a listener enforces on each connection."""
+
+    transport: Transport
+    allowed_uids: frozenset[int] = frozenset()
+    max_header_bytes: int = 16 * 1024
+    header_timeout: float = 10.0
+
+
+def certificate_subject(cert: dict[str, Any] | None) -> str | None:
+    """`CN=alice,O=team` from the dict form ssl gives for a verified peer certificate."""
+    if not cert:
+        return None
+    parts = [f"{k}={v}" for rdn in cert.get("subject", ()) for (k, v) in rdn]
+    short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU"}
+    return ",".join(
+        short.get(p.split("=", 1)[0], p.split("=", 1)[0]) + "=" + p.split("=", 1)[1] for p in parts
+    )
+
+
+class GuardedProtocol(HttpToolsProtocol):
+    """Set `policy` on a subclass (see `protocol_for`)."""
+
+    policy: ListenerPolicy
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        self._header_timer: asyncio.TimerHandle | None = None
+
+    def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        super().connection_made(transport)
+        info = self._identify(transport)
+        # app_state is copied into every request's scope["state"]; make it per connection.
+        self.app_state = {**self.app_state, STATE_KEY: info}
+        self._arm_header_timer()
+
+    def _identify(self, transport: asyncio.Transport) -> ConnectionInfo:
+        kind = self.policy.transport
+        if kind in ("uds", "admin"):
+            sock = transport.get_extra_info("socket")
+            peer = read_peer_cred(sock)
+            allowed = peer.uid in self.policy.allowed_uids
+            return ConnectionInfo(transport=kind, peer=peer, peer_allowed=allowed)
+        subject = certificate_subject(transport.get_extra_info("peercert"))
+        return ConnectionInfo(transport=kind, cert_subject=subject)
+
+    # -- header guards -------------------------------------------------------------------
+    def _arm_header_timer(self) -> None:
+        self._cancel_header_timer()
+        self._awaiting_headers = True
+        self._header_bytes = 0
+        self._header_timer = self.loop.call_later(
+            self.policy.header_timeout, self._header_timeout_expired
+        )
+
+    def _cancel_header_timer(self) -> None:
+        if self._header_timer is not None:
+            self._header_timer.cancel()
+            self._header_timer = None
+
+    def _header_timeout_expired(self) -> None:
+        self._header_timer = None
+        if self._awaiting_headers and not self.transport.is_closing():
+            if self._header_bytes:
+                self._reject(408, "request headers arrived too slowly")
+            else:
+                self.transport.close()  # an idle connection: nothing to answer
+
+    def data_received(self, data: bytes) -> None:
+        if self._awaiting_headers:
+            self._header_bytes += len(data)
+        super().data_received(data)
+        if (
+            self._awaiting_headers
+            and self._header_bytes > self.policy.max_header_bytes
+            and not self.transport.is_closing()
+        ):
+            self._reject(431, "request headers too large")
+
+    def on_headers_complete(self) -> None:
+        self._awaiting_headers = False
+        self._cancel_header_timer()
+        size = len(self.url) + sum(len(n) + len(v) + 4 for n, v in self.headers)
+        if size > self.policy.max_header_bytes:
+            self._reject(431, "request headers too large")
+            return
+        super().on_headers_complete()
+
+    def on_body(self, body: bytes) -> None:
+        if not self.transport.is_closing():  # a rejected request's body is dropped
+            super().on_body(body)
+
+    def on_message_complete(self) -> None:
+        if not self.transport.is_closing():
+            super().on_message_complete()
+
+    def on_response_complete(self) -> None:
+        super().on_response_complete()
+        # The next request's header phase starts now, unless a pipelined one already runs.
+        idle = self.cycle is None or self.cycle.response_complete
+        if idle and not self.transport.is_closing():
+            self._arm_header_timer()
+
+    def connection_lost(self, exc: Exception | None) -> None:
+        self._cancel_header_timer()
+        super().connection_lost(exc)
+
+    def _reject(self, status: int, message: str) -> None:
+        reasons = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+        body = json.dumps({"error": message}).encode()
+        head = b"HTTP/1.1 %d %s\r\n" % (status, reasons[status])
+        head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
+        head += b"x-content-type-options: nosniff\r\nx-frame-options: DENY\r\n"
+        head += b"connection: close\r\n\r\n"
+        log.warning(message, extra={"fields": {"transport": self.policy.transport}})
+        self._awaiting_headers = False
+        self.transport.write(head + body)
+        self.transport.close()
+
+
+def protocol_for(policy: ListenerPolicy) -> type[GuardedProtocol]:
+    """A protocol class bound to one listener's policy (uvicorn instantiates it per connection)."""
+    return type(f"GuardedProtocol_{policy.transport}", (GuardedProtocol,), {"policy": policy})
