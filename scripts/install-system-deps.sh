@@ -32,6 +32,16 @@ fi
 SHARED="${PATINA_SHARED_DIR:-../shared}"
 if [ "${PATINA_SKIP_CONTAINERS:-0}" != 1 ]; then
   if [ -x "$SHARED/containers/podman-setup.sh" ]; then
+    # podman-setup.sh tests cgroup.controllers with `-s`, but sysfs files report size 0, so on
+    # a hybrid-cgroup host it never moves the cgroup2 controllers (hugetlb) to v1 and crun
+    # refuses every container. Do that step here first, reading the file instead.
+    U=/sys/fs/cgroup/unified
+    if [ -r "$U/cgroup.controllers" ] && [ -n "$(cat "$U/cgroup.controllers")" ]; then
+      for c in $(cat "$U/cgroup.controllers"); do
+        $SUDO mkdir -p "/sys/fs/cgroup/$c"
+        mountpoint -q "/sys/fs/cgroup/$c" || $SUDO mount -t cgroup -o "$c" cgroup "/sys/fs/cgroup/$c"
+      done
+    fi
     $SUDO bash "$SHARED/containers/podman-setup.sh" >/dev/null
   else
     echo "error: $SHARED/containers/podman-setup.sh not found; container tests need it" >&2

@@ -17,7 +17,11 @@ from service import NAME, __version__
 from service.errors import http_exception_handler, validation_exception_handler
 from service.http import core_routes
 from service.http.hardening import HardeningMiddleware
+from service.knowledge import routes as knowledge_routes
 from service.resources import Resources
+from service.secrets import admin_routes as secrets_admin_routes
+from service.secrets import handles_routes
+from service.secrets import routes as secrets_routes
 
 API_DESCRIPTION = """\
 Hybrid search over a project's knowledge and an agent-safe secrets broker.
@@ -53,12 +57,17 @@ def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> 
 
 def public_routers() -> list[APIRouter]:
     """Routers of the public API, in OpenAPI order."""
-    return [core_routes.router]
+    return [
+        core_routes.router,
+        knowledge_routes.router,
+        handles_routes.router,
+        secrets_routes.router,
+    ]
 
 
 def admin_routers() -> list[APIRouter]:
     """Routers of the admin socket."""
-    return [core_routes.router]
+    return [core_routes.router, secrets_admin_routes.router]
 
 
 def create_app(resources: Resources) -> FastAPI:

@@ -20,6 +20,9 @@ from service.settings import Settings
 from service.tokens import TokenStore
 
 if TYPE_CHECKING:
+    from service.knowledge.service import KnowledgeService
+    from service.secrets.broker import SecretsBroker
+    from service.secrets.handles import HandleStore
     from service.transport.connection import ConnectionInfo
 
 log = logging.getLogger("patina")
@@ -43,6 +46,9 @@ class Resources:
         )
         # Called when a socket peer is refused (the secrets audit log listens here).
         self.peer_rejected_hooks: list[PeerRejectedHook] = []
+        self.knowledge: KnowledgeService | None = None  # opened by _open_domains
+        self.secrets: SecretsBroker | None = None  # opened by _open_domains
+        self.handles: HandleStore | None = None  # opaque secret handles, with the broker
         # Called on SIGHUP (the secrets policy reloads here).
         self.sighup_hooks: list[Callable[[], None]] = []
         self.exit_stack = AsyncExitStack()
@@ -80,4 +86,16 @@ async def open_resources(
 
 async def _open_domains(resources: Resources) -> None:
     # Each domain registers its own cleanup on resources.exit_stack.
-    del resources
+    if resources.settings.knowledge.enabled:
+        from service.knowledge.service import open_knowledge
+
+        resources.knowledge = await open_knowledge(resources)
+    from service.secrets.broker import open_broker
+
+    resources.secrets = await open_broker(resources.settings, resources.metrics.registry)
+    resources.exit_stack.push_async_callback(resources.secrets.close)
+    resources.peer_rejected_hooks.append(resources.secrets.peer_rejected)
+    resources.sighup_hooks.append(resources.secrets.reload_policy)
+    from service.secrets.handles import open_handles
+
+    resources.handles = open_handles(resources.settings)

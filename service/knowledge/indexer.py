@@ -1,0 +1,385 @@
+"""Index a directory (and optionally its git history) into the store, incrementally.
+
+A file whose content hash is unchanged is not read further and embeds nothing; a changed
+file reuses the vectors of its chunks whose text did not change; a file that is gone (or now
+ignored, binary or too large) leaves the index. Embedding happens outside write
+transactions, so readers and the service are never held up by the model.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import sqlite3
+import subprocess
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+import numpy as np
+import pathspec
+
+from service.bounding import Cancel
+from service.knowledge import store
+from service.knowledge.chunking import Chunk, ChunkLimits, chunk_document, fit_spans
+from service.knowledge.config import KnowledgeSettings
+from service.knowledge.embedder import Embedder, Vectors
+
+log = logging.getLogger("patina.knowledge")
+
+# Progress callback: (stage, done, total). Stages: "scan", "files", "commits".
+Progress = Callable[[str, int, int], None]
+SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
+BINARY_SNIFF_BYTES = 8192
+EMBED_GROUP = 256  # chunks embedded together: big enough to batch well, small for memory
+
+
+@dataclass
+class IndexReport:
+    """What one indexing run did."""
+
+    repo: str
+    root: str
+    files_seen: int = 0
+    files_indexed: int = 0
+    files_unchanged: int = 0
+    files_skipped: int = 0
+    files_deleted: int = 0
+    chunks_written: int = 0
+    chunks_embedded: int = 0
+    commits_indexed: int = 0
+    seconds: float = 0.0
+    notes: list[str] = field(default_factory=list)
+
+
+@dataclass
+class _Pending:
+    """A changed document waiting for its vectors."""
+
+    path: str
+    kind: str
+    content_hash: str
+    timestamp: str
+    chunks: list[Chunk]
+    source_id: str | None = None
+
+
+def sha256_hex(data: bytes) -> str:
+    return hashlib.sha256(data).hexdigest()
+
+
+def iter_files(root: Path) -> Iterator[tuple[str, Path]]:
+    """(relative posix path, absolute path) of files under `root` that git would not
+    ignore. Directory symlinks are not followed; file symlinks that resolve outside
+    `root` are skipped, so an index never reaches beyond the directory it was given."""
+    root = root.resolve()
+    specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+
+    def ignored(rel: str, is_dir: bool) -> bool:
+        # The deepest .gitignore with an opinion wins, as in git.
+        for base, spec in reversed(specs):
+            if base and not rel.startswith(base + "/"):
+                continue
+            sub = rel[len(base) + 1 :] if base else rel
+            result = spec.check_file(sub + "/" if is_dir else sub)
+            if result.include is not None:
+                return bool(result.include)
+        return False
+
+    def walk(rel_dir: str) -> Iterator[tuple[str, Path]]:
+        abs_dir = root / rel_dir if rel_dir else root
+        gitignore = abs_dir / ".gitignore"
+        pushed = False
+        if gitignore.is_file() and not gitignore.is_symlink():
+            try:
+                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
+                specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
+                pushed = True
+            except OSError:
+                pass
+        try:
+            entries = sorted(os.scandir(abs_dir), key=lambda e: e.name)
+        except OSError:
+            entries = []
+        for entry in entries:
+            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
+            if entry.is_dir(follow_symlinks=False):
+                if entry.name in SKIP_DIRS or ignored(rel, True):
+                    continue
+                yield from walk(rel)
+            elif entry.is_file(follow_symlinks=True) and not ignored(rel, False):
+                path = Path(entry.path)
+                if entry.is_symlink() and not path.resolve().is_relative_to(root):
+                    continue
+                yield rel, path
+        if pushed:
+            specs.pop()
+
+    yield from walk("")
+
+
+def read_text(path: Path, max_bytes: int) -> tuple[bytes, str] | None:
+    """(raw bytes, text) of a UTF-8 text file no larger than `max_bytes`, else None."""
+    try:
+        if path.stat().st_size > max_bytes:
+            return None
+        data = path.read_bytes()
+    except OSError:
+        return None
+    if len(data) > max_bytes or b"\x00" in data[:BINARY_SNIFF_BYTES]:
+        return None
+    try:
+        return data, data.decode("utf-8")
+    except UnicodeDecodeError:
+        return None
+
+
+def _iso(ts: float) -> str:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="seconds").replace("+00:00", "Z")
+
+
+class Indexer:
+    """Writes one root's files (and git history) into the index behind `conn`."""
+
+    def __init__(
+        self,
+        conn: sqlite3.Connection,
+        embedder: Embedder,
+        settings: KnowledgeSettings,
+        *,
+        progress: Progress | None = None,
+    ) -> None:
+        self.conn = conn
+        self.embedder = embedder
+        self.settings = settings
+        self.limits = ChunkLimits(
+            max_chars=settings.max_chunk_chars,
+            window_lines=settings.window_lines,
+            overlap=settings.window_overlap,
+        )
+        self._progress = progress or (lambda stage, done, total: None)
+
+    def index(
+        self,
+        root: Path,
+        *,
+        repo: str | None = None,
+        git: bool = False,
+        cancel: Cancel | None = None,
+    ) -> IndexReport:
+        """Bring the index up to date with `root` (a directory)."""
+        started = time.perf_counter()
+        root = root.resolve()
+        if not root.is_dir():
+            raise NotADirectoryError(f"{root} is not a directory")
+        report = IndexReport(repo=repo or root.name, root=str(root))
+        self._index_files(root, report, cancel)
+        if git:
+            self._index_commits(root, report, cancel)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    # Files ------------------------------------------------------------------------------
+
+    def _index_files(self, root: Path, report: IndexReport, cancel: Cancel | None) -> None:
+        known = {
+            path: (doc_id, digest)
+            for doc_id, path, digest in self.conn.execute(
+                "SELECT id, path, content_hash FROM documents "
+                "WHERE repo = ? AND root = ? AND kind != 'commit'",
+                (report.repo, report.root),
+            )
+        }
+        files = list(iter_files(root))
+        self._progress("files", 0, len(files))
+        seen: set[str] = set()
+        pending: list[_Pending] = []
+        for done, (rel, path) in enumerate(files, 1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            report.files_seen += 1
+            loaded = read_text(path, self.settings.max_file_bytes)
+            if loaded is None:
+                report.files_skipped += 1
+            else:
+                seen.add(rel)
+                data, text = loaded
+                digest = sha256_hex(data)
+                if rel in known and known[rel][1] == digest:
+                    report.files_unchanged += 1
+                else:
+                    chunks = chunk_document(rel, text, self.limits)
+                    kind = chunks[0].kind if chunks else "text"
+                    mtime = _iso(path.stat().st_mtime)
+                    pending.append(_Pending(rel, kind, digest, mtime, chunks))
+                    report.files_indexed += 1
+            if sum(len(p.chunks) for p in pending) >= EMBED_GROUP:
+                self._flush(pending, report, cancel)
+                pending = []
+            self._progress("files", done, len(files))
+        self._flush(pending, report, cancel)
+        gone = [doc_id for path, (doc_id, _d) in known.items() if path not in seen]
+        if gone:
+            with store.transaction(self.conn):
+                self.conn.executemany("DELETE FROM documents WHERE id = ?", [(g,) for g in gone])
+                store.bump_generation(self.conn)
+            report.files_deleted = len(gone)
+
+    # Git --------------------------------------------------------------------------------
+
+    def _index_commits(self, root: Path, report: IndexReport, cancel: Cancel | None) -> None:
+        known = {
+            row[0]
+            for row in self.conn.execute(
+                "SELECT path FROM documents WHERE repo = ? AND root = ? AND kind = 'commit'",
+                (report.repo, report.root),
+            )
+        }
+        try:
+            commits = list(read_commits(root, self.settings.max_commits))
+        except GitError as exc:
+            report.notes.append(str(exc))
+            return
+        new = [c for c in commits if c.sha not in known]
+        self._progress("commits", 0, len(new))
+        pending: list[_Pending] = []
+        for done, commit in enumerate(new, 1):
+            if cancel is not None:
+                cancel.raise_if_cancelled()
+            text = commit.text()
+            lines = text.splitlines()
+            chunks = [
+                Chunk("commit", "git.commit", s + 1, e, "\n".join(lines[s:e]).strip())
+                for s, e in _commit_spans(lines, self.limits)
+            ]
+            pending.append(
+                _Pending(commit.sha, "commit", commit.sha, commit.date, chunks, commit.sha)
+            )
+            if sum(len(p.chunks) for p in pending) >= EMBED_GROUP:
+                self._flush(pending, report, cancel)
+                pending = []
+            self._progress("commits", done, len(new))
+        self._flush(pending, report, cancel)
+        report.commits_indexed = len(new)
+
+    # Writing ----------------------------------------------------------------------------
+
+    def _flush(self, pending: list[_Pending], report: IndexReport, cancel: Cancel | None) -> None:
+        if not pending:
+            return
+        reusable = self._old_vectors(report, pending)
+        texts: list[str] = []
+        for doc in pending:
+            for chunk in doc.chunks:
+                if _text_hash(chunk.text) not in reusable:
+                    texts.append(chunk.text)
+        unique = list(dict.fromkeys(texts))
+        fresh: Vectors = (
+            self.embedder.embed(unique, cancel=cancel)
+            if unique
+            else np.empty((0, 0), dtype=np.float32)
+        )
+        vectors = {**reusable, **{_text_hash(t): fresh[i] for i, t in enumerate(unique)}}
+        report.chunks_embedded += len(unique)
+        now = time.time()
+        with store.transaction(self.conn):
+            for doc in pending:
+                self.conn.execute(
+                    "DELETE FROM documents WHERE repo = ? AND root = ? AND path = ?",
+                    (report.repo, report.root, doc.path),
+                )
+                cur = self.conn.execute(
+                    "INSERT INTO documents(repo, root, path, kind, content_hash, timestamp, "
+                    "indexed_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                    (report.repo, report.root, doc.path, doc.kind, doc.content_hash,
+                     doc.timestamp, now),
+                )  # fmt: skip
+                doc_id = cur.lastrowid
+                for chunk in doc.chunks:
+                    text_hash = _text_hash(chunk.text)
+                    cur = self.conn.execute(
+                        "INSERT INTO chunks(document_id, repo, path, kind, event_type, "
+                        "source_id, timestamp, start_line, end_line, content, text_hash) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        (doc_id, report.repo, doc.path, chunk.kind, chunk.event_type,
+                         doc.source_id or doc.path, doc.timestamp, chunk.start_line,
+                         chunk.end_line, chunk.text, text_hash),
+                    )  # fmt: skip
+                    self.conn.execute(
+                        "INSERT INTO vectors(chunk_id, vector) VALUES (?, ?)",
+                        (cur.lastrowid, store.vector_blob(vectors[text_hash])),
+                    )
+                    report.chunks_written += 1
+            store.bump_generation(self.conn)
+
+    def _old_vectors(self, report: IndexReport, pending: list[_Pending]) -> dict[str, Vectors]:
+        """Vectors of the previous version of changed documents, by chunk text hash."""
+        out: dict[str, Vectors] = {}
+        for doc in pending:
+            rows = self.conn.execute(
+                "SELECT c.text_hash, v.vector FROM documents d JOIN chunks c "
+                "ON c.document_id = d.id JOIN vectors v ON v.chunk_id = c.id "
+                "WHERE d.repo = ? AND d.root = ? AND d.path = ?",
+                (report.repo, report.root, doc.path),
+            )
+            for text_hash, blob in rows:
+                out[text_hash] = np.frombuffer(blob, dtype=np.float32)
+        return out
+
+
+def _text_hash(text: str) -> str:
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()[:32]
+
+
+def _commit_spans(lines: list[str], limits: ChunkLimits) -> list[tuple[int, int]]:
+    return [(s, e) for s, e in fit_spans(lines, 0, len(lines), limits) if e > s]
+
+
+class GitError(Exception):
+    """git is missing, failed, or the directory is not a repository."""
+
+
+@dataclass(frozen=True)
+class Commit:
+    sha: str
+    date: str
+    author: str
+    message: str
+    files: tuple[str, ...]
+
+    def text(self) -> str:
+        """What is indexed: the full message, then the changed files."""
+        body = self.message.strip()
+        if self.files:
+            body += "\n\nChanged files:\n" + "\n".join(self.files)
+        return body
+
+
+def read_commits(root: Path, max_commits: int) -> Iterator[Commit]:
+    """The newest `max_commits` commits of the repository at `root`, newest first."""
+    if max_commits <= 0:
+        return
+    cmd = [
+        "git", "-C", str(root), "-c", "core.quotepath=off", "log", f"--max-count={max_commits}",
+        "--no-color", "--no-renames", "--name-only", "--format=%x1e%H%x00%aI%x00%an%x00%B%x00",
+    ]  # fmt: skip
+    env = {**os.environ, "GIT_PAGER": "cat", "GIT_TERMINAL_PROMPT": "0", "LC_ALL": "C"}
+    try:
+        out = subprocess.run(cmd, capture_output=True, env=env, timeout=300, check=False)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise GitError(f"git log failed in {root}: {exc}") from None
+    if out.returncode != 0:
+        detail = out.stderr.decode("utf-8", "replace").strip().splitlines()[:1]
+        raise GitError(f"git log failed in {root}: {' '.join(detail) or out.returncode}")
+    for record in out.stdout.decode("utf-8", "replace").split("\x1e"):
+        if not record.strip():
+            continue
+        parts = record.split("\x00")
+        if len(parts) < 5:
+            continue
+        sha, date, author, message, rest = parts[0], parts[1], parts[2], parts[3], parts[4]
+        files = tuple(line for line in rest.splitlines() if line.strip())
+        yield Commit(sha.strip(), date, author, message, files)

@@ -1,0 +1,259 @@
+"""KnowledgeService: the running service's view of the index, its model and its indexer.
+
+Opened once per process by `open_knowledge` (from resources), closed on shutdown. Queries
+are blocking calls meant for `resources.bounded.run`; indexing runs on its own thread, one
+run at a time, and never holds the query gate.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import sqlite3
+import threading
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Literal
+
+from service.bounding import Cancel, Cancelled
+from service.errors import BadRequest, Conflict, Forbidden
+from service.knowledge import store
+from service.knowledge.embedder import Embedder
+from service.knowledge.indexer import Indexer, IndexReport
+from service.knowledge.metrics import KnowledgeMetrics
+from service.knowledge.search import Hit, Query, run_query
+from service.settings import Settings
+
+if TYPE_CHECKING:
+    from service.resources import Resources
+
+log = logging.getLogger("patina.knowledge")
+
+IndexState = Literal["idle", "running", "succeeded", "failed", "cancelled"]
+
+
+def index_path(settings: Settings) -> Path:
+    """Where the index lives: knowledge.index_path, else data_dir/index.sqlite."""
+    return settings.knowledge.index_path or settings.resolved_data_dir / "index.sqlite"
+
+
+@dataclass
+class IndexRun:
+    """The state of the current or last indexing run started through the service."""
+
+    run_id: int = 0
+    state: IndexState = "idle"
+    paths: list[str] = field(default_factory=list)
+    started_at: float | None = None
+    finished_at: float | None = None
+    reports: list[IndexReport] = field(default_factory=list)
+    error: str | None = None
+
+
+class KnowledgeService:
+    """Search over the index at `index_path(settings)` plus indexing of configured roots."""
+
+    def __init__(self, settings: Settings, *, embedder: Embedder, metrics: KnowledgeMetrics):
+        self.settings = settings.knowledge
+        self.path = index_path(settings)
+        self.embedder = embedder
+        self.metrics = metrics
+        embedder.observers.append(metrics.embed_duration.observe)
+        conn = store.open_index(self.path)
+        try:
+            self._snapshot = store.load_snapshot(conn)
+            self._update_gauges(conn)
+        finally:
+            conn.close()
+        self.pool = store.ReadPool(self.path, size=settings.max_concurrent_queries + 1)
+        self._reload_lock = threading.Lock()
+        self._run_lock = threading.Lock()
+        self._run = IndexRun()
+        self._run_thread: threading.Thread | None = None
+        self._run_cancel: Cancel | None = None
+        self._run_done: asyncio.Future[IndexRun] | None = None
+
+    # Search -----------------------------------------------------------------------------
+
+    @property
+    def generation(self) -> int:
+        return self._snapshot.generation
+
+    @property
+    def chunk_count(self) -> int:
+        return self._snapshot.size
+
+    def snapshot(
+        self, conn: sqlite3.Connection, cancel: Cancel | None = None
+    ) -> store.VectorSnapshot:
+        """The vector snapshot for the index's current generation, reloading it if a writer
+        (this service's indexer or another process) has committed since it was loaded."""
+        current = store.generation(conn)
+        if current == self._snapshot.generation:
+            return self._snapshot
+        with self._reload_lock:
+            if store.generation(conn) != self._snapshot.generation:
+                started = time.perf_counter()
+                self._snapshot = store.load_snapshot(conn, cancel)
+                self._update_gauges(conn)
+                log.info(
+                    "index generation %d loaded: %d vectors in %.0f ms",
+                    self._snapshot.generation,
+                    self._snapshot.size,
+                    (time.perf_counter() - started) * 1000,
+                )
+            return self._snapshot
+
+    def scry(self, query: Query, cancel: Cancel | None = None) -> list[Hit]:
+        """Run one query (blocking: call it through `resources.bounded.run`)."""
+        started = time.perf_counter()
+        try:
+            with self.pool.borrow(cancel) as conn:
+                snap = self.snapshot(conn, cancel)
+                hits = run_query(conn, snap, self.embedder, query, self.settings, cancel)
+        except Cancelled:
+            self.metrics.scry_outcomes.labels(query.mode, "cancelled").inc()
+            raise
+        except Exception:
+            self.metrics.scry_outcomes.labels(query.mode, "error").inc()
+            raise
+        self.metrics.scry_outcomes.labels(query.mode, "ok").inc()
+        self.metrics.scry_duration.labels(query.mode).observe(time.perf_counter() - started)
+        return hits
+
+    def _update_gauges(self, conn: sqlite3.Connection) -> None:
+        documents, chunks = store.counts(conn)
+        self.metrics.documents.set(documents)
+        self.metrics.chunks.set(chunks)
+
+    # Indexing ---------------------------------------------------------------------------
+
+    def allowed_paths(self, requested: list[str] | None) -> list[tuple[Path, Path]]:
+        """(path to index, configured root it lies in) for each requested path, or every
+        configured root. Paths are resolved first, so a symlink out of a root is refused."""
+        roots = [r.expanduser().resolve() for r in self.settings.roots]
+        if not roots:
+            raise Forbidden("no knowledge.roots are configured: the service indexes nothing")
+        if not requested:
+            return [(r, r) for r in roots]
+        out: list[tuple[Path, Path]] = []
+        for text in requested:
+            raw = Path(text)
+            if not raw.is_absolute():
+                raise BadRequest(f"index path must be absolute: {text}")
+            try:
+                real = raw.resolve(strict=True)
+            except (OSError, RuntimeError):
+                raise BadRequest(f"index path does not exist: {text}") from None
+            root = next((r for r in roots if real.is_relative_to(r)), None)
+            if root is None:
+                raise Forbidden(f"index path is outside the configured roots: {text}")
+            if not real.is_dir():
+                raise BadRequest(f"index path is not a directory: {text}")
+            out.append((real, root))
+        return out
+
+    def status(self) -> IndexRun:
+        with self._run_lock:
+            return IndexRun(**{**asdict(self._run), "reports": list(self._run.reports)})
+
+    def start_index(
+        self, targets: list[tuple[Path, Path]], *, repo: str | None, git: bool
+    ) -> asyncio.Future[IndexRun]:
+        """Start an indexing run on a thread; 409 if one is running. The future resolves
+        (on the calling event loop) when the run ends."""
+        loop = asyncio.get_running_loop()
+        with self._run_lock:
+            if self._run.state == "running":
+                raise Conflict("an indexing run is already in progress")
+            self._run = IndexRun(
+                run_id=self._run.run_id + 1,
+                state="running",
+                paths=[str(p) for p, _root in targets],
+                started_at=time.time(),
+            )
+            cancel = Cancel()
+            done: asyncio.Future[IndexRun] = loop.create_future()
+            thread = threading.Thread(
+                target=self._index_thread,
+                args=(targets, repo, git, cancel, loop, done),
+                name="patina-index",
+                daemon=True,
+            )
+            self._run_thread, self._run_cancel, self._run_done = thread, cancel, done
+        self.metrics.index_runs.inc()
+        thread.start()
+        return done
+
+    def _index_thread(
+        self,
+        targets: list[tuple[Path, Path]],
+        repo: str | None,
+        git: bool,
+        cancel: Cancel,
+        loop: asyncio.AbstractEventLoop,
+        done: asyncio.Future[IndexRun],
+    ) -> None:
+        state: IndexState = "succeeded"
+        error: str | None = None
+        conn = None
+        try:
+            conn = store.open_index(self.path)
+            indexer = Indexer(conn, self.embedder, self.settings)
+            for path, root in targets:
+                # A sub-directory of a root keeps the root's repository name.
+                report = indexer.index(path, repo=repo or root.name, git=git, cancel=cancel)
+                with self._run_lock:
+                    self._run.reports.append(report)
+        except Cancelled:
+            state = "cancelled"
+        except Exception as exc:
+            state, error = "failed", f"{type(exc).__name__}: {exc}"
+            self.metrics.index_failures.inc()
+            log.exception("indexing run failed")
+        finally:
+            if conn is not None:
+                conn.close()
+        with self._run_lock:
+            self._run.state = state
+            self._run.error = error
+            self._run.finished_at = time.time()
+            snapshot = self.status()
+        if state == "succeeded":
+            # Load the new vectors now rather than on the next query.
+            try:
+                with self.pool.borrow() as read:
+                    self.snapshot(read)
+            except Exception:
+                log.exception("reloading the index after a run failed")
+        if not loop.is_closed():
+            loop.call_soon_threadsafe(_resolve, done, snapshot)
+
+    def close(self) -> None:
+        """Stop a running indexing run (at its next file) and close connections."""
+        with self._run_lock:
+            thread, cancel = self._run_thread, self._run_cancel
+        if cancel is not None:
+            cancel.fire()
+        if thread is not None:
+            thread.join()
+        self.pool.close()
+        if self.metrics.embed_duration.observe in self.embedder.observers:
+            self.embedder.observers.remove(self.metrics.embed_duration.observe)
+
+
+def _resolve(future: asyncio.Future[IndexRun], run: IndexRun) -> None:
+    if not future.done():
+        future.set_result(run)
+
+
+async def open_knowledge(resources: Resources) -> KnowledgeService:
+    """Verify and load the model, open the index, and register the close."""
+    metrics = KnowledgeMetrics(resources.metrics.registry)
+    embedder = await asyncio.to_thread(Embedder.from_settings, resources.settings.knowledge)
+    service = await asyncio.to_thread(
+        KnowledgeService, resources.settings, embedder=embedder, metrics=metrics
+    )
+    resources.exit_stack.callback(service.close)
+    return service

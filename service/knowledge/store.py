@@ -1,0 +1,332 @@
+"""The index: one SQLite file in WAL mode with documents, chunks, an FTS5 table and vectors.
+
+Writers (the CLI's indexer, the service's own) bump a generation counter in the same
+transaction as their changes; a reader that sees a new generation reloads its in-memory
+vector matrix, so a running service picks up an index written by another process without
+a restart. The schema carries a version (`PRAGMA user_version`) and upgrades itself through
+the numbered migrations below; an index newer than this code is refused, never guessed at.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import numpy.typing as npt
+
+from service.bounding import Cancel, Cancelled
+from service.knowledge.model import DIMENSIONS
+
+
+class StoreError(Exception):
+    """The index cannot be opened or used (message names the file)."""
+
+
+def _run_script(conn: sqlite3.Connection, script: str) -> None:
+    # executescript() would COMMIT the migration's transaction first: run statement by
+    # statement instead, so a migration and its version bump commit together or not at all.
+    statement = ""
+    for line in script.splitlines(keepends=True):
+        statement += line
+        if sqlite3.complete_statement(statement):
+            conn.execute(statement)
+            statement = ""
+    if statement.strip():
+        raise StoreError(f"incomplete migration statement: {statement.strip()[:60]}")
+
+
+def _migration_1(conn: sqlite3.Connection) -> None:
+    _run_script(
+        conn,
+        """
+        CREATE TABLE meta(key TEXT PRIMARY KEY, value TEXT NOT NULL);
+        INSERT INTO meta VALUES ('generation', '0');
+        CREATE TABLE documents(
+            id INTEGER PRIMARY KEY,
+            repo TEXT NOT NULL,
+            root TEXT NOT NULL,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            content_hash TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            indexed_at REAL NOT NULL,
+            UNIQUE(repo, root, path)
+        );
+        CREATE TABLE chunks(
+            id INTEGER PRIMARY KEY AUTOINCREMENT,
+            document_id INTEGER NOT NULL REFERENCES documents(id) ON DELETE CASCADE,
+            repo TEXT NOT NULL,
+            path TEXT NOT NULL,
+            kind TEXT NOT NULL,
+            event_type TEXT NOT NULL,
+            source_id TEXT NOT NULL,
+            timestamp TEXT NOT NULL,
+            start_line INTEGER NOT NULL,
+            end_line INTEGER NOT NULL,
+            content TEXT NOT NULL,
+            text_hash TEXT NOT NULL
+        );
+        CREATE INDEX chunks_document ON chunks(document_id);
+        CREATE TABLE vectors(
+            chunk_id INTEGER PRIMARY KEY REFERENCES chunks(id) ON DELETE CASCADE,
+            vector BLOB NOT NULL
+        );
+        CREATE VIRTUAL TABLE chunks_fts USING fts5(
+            content, path, content='chunks', content_rowid='id', tokenize='porter unicode61'
+        );
+        INSERT INTO chunks_fts(chunks_fts, rank) VALUES ('rank', 'bm25(1.0, 0.5)');
+        CREATE VIRTUAL TABLE chunks_vocab USING fts5vocab(chunks_fts, 'row');
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO chunks_fts(rowid, content, path) VALUES (new.id, new.content, new.path);
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO chunks_fts(chunks_fts, rowid, content, path)
+            VALUES ('delete', old.id, old.content, old.path);
+        END;
+        """,
+    )
+
+
+# Index i upgrades a database from user_version i to i + 1. Append, never edit.
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1,)
+SCHEMA_VERSION = len(MIGRATIONS)
+
+
+def connect(path: Path) -> sqlite3.Connection:
+    """A connection with the pragmas every user of the index needs."""
+    conn = sqlite3.connect(path, check_same_thread=False, isolation_level=None, timeout=30)
+    conn.execute("PRAGMA journal_mode=WAL")
+    conn.execute("PRAGMA synchronous=NORMAL")
+    conn.execute("PRAGMA foreign_keys=ON")
+    conn.execute("PRAGMA busy_timeout=30000")
+    return conn
+
+
+def migrate(conn: sqlite3.Connection, path: Path) -> None:
+    """Bring the schema to SCHEMA_VERSION, or refuse an index written by newer code."""
+    version = conn.execute("PRAGMA user_version").fetchone()[0]
+    if version > SCHEMA_VERSION:
+        raise StoreError(
+            f"{path}: index schema version {version} is newer than this service's "
+            f"({SCHEMA_VERSION}); upgrade patina-serve or re-index into a new file"
+        )
+    for step in range(version, SCHEMA_VERSION):
+        with transaction(conn):
+            MIGRATIONS[step](conn)
+            conn.execute(f"PRAGMA user_version={step + 1}")
+
+
+@contextlib.contextmanager
+def transaction(conn: sqlite3.Connection) -> Iterator[sqlite3.Connection]:
+    """BEGIN IMMEDIATE ... COMMIT (ROLLBACK on error): one writer at a time, no upgrades."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        yield conn
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+
+
+def open_index(path: Path) -> sqlite3.Connection:
+    """Open (creating if needed) the index at `path` and migrate it; returns a connection."""
+    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    try:
+        conn = connect(path)
+        migrate(conn, path)
+    except sqlite3.Error as exc:
+        raise StoreError(f"{path}: cannot open the index: {exc}") from None
+    with contextlib.suppress(OSError):
+        os.chmod(path, 0o600)
+    return conn
+
+
+def generation(conn: sqlite3.Connection) -> int:
+    """The index's change counter: any committed write moves it on."""
+    row = conn.execute("SELECT value FROM meta WHERE key = 'generation'").fetchone()
+    return int(row[0])
+
+
+def bump_generation(conn: sqlite3.Connection) -> None:
+    """Call inside a write transaction that changed anything readers see."""
+    conn.execute(
+        "UPDATE meta SET value = CAST(CAST(value AS INTEGER) + 1 AS TEXT) WHERE key = 'generation'"
+    )
+
+
+def vector_blob(vector: npt.NDArray[np.float32]) -> bytes:
+    return np.ascontiguousarray(vector, dtype=np.float32).tobytes()
+
+
+@dataclass(frozen=True)
+class VectorSnapshot:
+    """Every chunk's vector in one float32 matrix, plus what filters need, for one
+    generation of the index."""
+
+    generation: int
+    ids: npt.NDArray[np.int64]
+    matrix: npt.NDArray[np.float32]
+    repo_codes: npt.NDArray[np.int32]
+    kind_codes: npt.NDArray[np.int32]
+    paths: list[str]
+    repos: dict[str, int] = field(default_factory=dict)
+    kinds: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def size(self) -> int:
+        return int(self.ids.shape[0])
+
+    def mask(
+        self, *, repo: str | None, kind: str | None, path_prefix: str | None
+    ) -> npt.NDArray[np.bool_] | None:
+        """Rows passing the filters, or None when there is no filter."""
+        if repo is None and kind is None and not path_prefix:
+            return None
+        keep = np.ones(self.size, dtype=bool)
+        if repo is not None:
+            keep &= self.repo_codes == self.repos.get(repo, -1)
+        if kind is not None:
+            keep &= self.kind_codes == self.kinds.get(kind, -1)
+        if path_prefix:
+            keep &= np.fromiter(
+                (p.startswith(path_prefix) for p in self.paths), dtype=bool, count=self.size
+            )
+        return keep
+
+
+def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> VectorSnapshot:
+    """Read every vector of the index into memory (one read transaction, consistent)."""
+    conn.execute("BEGIN")
+    try:
+        gen = generation(conn)
+        count = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        ids = np.empty(count, dtype=np.int64)
+        matrix = np.empty((count, DIMENSIONS), dtype=np.float32)
+        repo_codes = np.empty(count, dtype=np.int32)
+        kind_codes = np.empty(count, dtype=np.int32)
+        paths: list[str] = []
+        repos: dict[str, int] = {}
+        kinds: dict[str, int] = {}
+        rows = conn.execute(
+            "SELECT c.id, c.repo, c.kind, c.path, v.vector FROM chunks c "
+            "JOIN vectors v ON v.chunk_id = c.id ORDER BY c.id"
+        )
+        i = 0
+        for chunk_id, repo, kind, path, blob in rows:
+            if i >= count:
+                break
+            if cancel is not None and i % 4096 == 0:
+                cancel.raise_if_cancelled()
+            ids[i] = chunk_id
+            matrix[i] = np.frombuffer(blob, dtype=np.float32)
+            repo_codes[i] = repos.setdefault(repo, len(repos))
+            kind_codes[i] = kinds.setdefault(kind, len(kinds))
+            paths.append(path)
+            i += 1
+    finally:
+        conn.execute("COMMIT")
+    return VectorSnapshot(
+        generation=gen,
+        ids=ids[:i],
+        matrix=matrix[:i],
+        repo_codes=repo_codes[:i],
+        kind_codes=kind_codes[:i],
+        paths=paths,
+        repos=repos,
+        kinds=kinds,
+    )
+
+
+class ReadPool:
+    """Read connections for query threads. Each query borrows its own, so a deadline's
+    `interrupt` stops exactly that query's statement and no other."""
+
+    def __init__(self, path: Path, size: int) -> None:
+        self.path = path
+        self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
+        self._size = size
+        self._lock = threading.Lock()
+        self._all: list[sqlite3.Connection] = []
+
+    @contextlib.contextmanager
+    def borrow(self, cancel: Cancel | None = None) -> Iterator[sqlite3.Connection]:
+        """A connection whose running statement is interrupted when `cancel` fires;
+        an interrupted statement surfaces as Cancelled."""
+        try:
+            conn = self._idle.get_nowait()
+        except queue.Empty:
+            conn = connect(self.path)
+            with self._lock:
+                self._all.append(conn)
+        unregister: Callable[[], None] = lambda: None  # noqa: E731
+        if cancel is not None:
+            unregister = cancel.on_cancel(lambda: _interrupt(conn))
+        try:
+            yield conn
+        except sqlite3.OperationalError as exc:
+            if cancel is not None and cancel.cancelled:
+                raise Cancelled() from None
+            raise StoreError(f"{self.path}: {exc}") from None
+        finally:
+            unregister()
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            # A connection a late interrupt may still hit is not handed to the next query.
+            if (cancel is None or not cancel.cancelled) and self._idle.qsize() < self._size:
+                self._idle.put(conn)
+
+    def close(self) -> None:
+        with self._lock:
+            conns, self._all = self._all, []
+        for conn in conns:
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
+
+
+def _interrupt(conn: sqlite3.Connection) -> None:
+    with contextlib.suppress(sqlite3.Error):
+        conn.interrupt()
+
+
+@dataclass(frozen=True)
+class ChunkRow:
+    """One stored chunk as search returns it."""
+
+    id: int
+    repo: str
+    path: str
+    kind: str
+    event_type: str
+    source_id: str
+    timestamp: str
+    start_line: int
+    end_line: int
+    content: str
+
+
+def fetch_chunks(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, ChunkRow]:
+    """The rows of `ids` that still exist (a concurrent re-index may have removed some)."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        "SELECT id, repo, path, kind, event_type, source_id, timestamp, start_line, end_line, "
+        f"content FROM chunks WHERE id IN ({marks})",
+        list(ids),
+    )
+    return {row[0]: ChunkRow(*row) for row in rows}
+
+
+def counts(conn: sqlite3.Connection) -> tuple[int, int]:
+    """(documents, chunks) in the index."""
+    docs = conn.execute("SELECT count(*) FROM documents").fetchone()[0]
+    chunks = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
+    return int(docs), int(chunks)

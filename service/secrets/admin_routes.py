@@ -1,0 +1,179 @@
+"""Admin-socket routes: the sidecar replaces or clears the set and reads the service status.
+
+Served only by the admin app, so none of these paths exists on the public socket or TCP.
+The body of `PUT /admin/secrets` is parsed by hand: duplicate JSON keys are an error (a
+generic parser would silently keep the last one) and no error message quotes the body.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any
+
+from fastapi import APIRouter, Depends, Request
+from pydantic import BaseModel
+
+from service import __version__
+from service.auth import SCOPE_ADMIN, Caller, Principal, ResourcesDep, require_scope
+from service.errors import BadRequest, PayloadTooLarge, error_responses
+from service.resources import Resources
+from service.secrets.broker import NAME_RULE, SecretsBroker, iso_time
+from service.secrets.deps import BrokerDep
+from service.secrets.store import Snapshot, valid_name
+
+# Bumped when the sidecar <-> service contract changes incompatibly.
+PROTOCOL_VERSION = 1
+
+router = APIRouter(
+    prefix="/admin",
+    tags=["admin"],
+    dependencies=[Depends(require_scope(SCOPE_ADMIN))],
+    responses=error_responses(403),
+)
+
+
+class PushResult(BaseModel):
+    """The set now being served."""
+
+    generation: int
+    loaded_at: str | None
+    count: int
+
+
+class AdminStatus(BaseModel):
+    """Service identity and the set being served. A new `boot_id` means the service
+    restarted with an empty store: the sidecar pushes again."""
+
+    version: str
+    protocol_version: int
+    uptime_secs: float
+    boot_id: str
+    generation: int
+    loaded_at: str | None
+    count: int
+
+
+_PUSH_BODY = {
+    "required": True,
+    "content": {
+        "application/json": {
+            "schema": {
+                "type": "object",
+                "required": ["secrets"],
+                "additionalProperties": False,
+                "properties": {
+                    "secrets": {
+                        "type": "object",
+                        "description": "The whole set: name -> value. " + NAME_RULE + ".",
+                        "additionalProperties": {"type": "string"},
+                    }
+                },
+            }
+        }
+    },
+}
+
+
+class _DuplicateKey(ValueError):
+    pass
+
+
+def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            # A valid name is safe to show; anything else might be a misplaced value.
+            raise _DuplicateKey(f"duplicate key {key}" if valid_name(key) else "duplicate key")
+        out[key] = value
+    return out
+
+
+def parse_push(body: bytes) -> dict[str, str]:
+    """Validate a push body into name -> value, or raise BadRequest (never quoting it)."""
+    try:
+        data = json.loads(body, object_pairs_hook=_no_duplicates)
+    except _DuplicateKey as exc:
+        raise BadRequest(f"invalid push: {exc}") from None
+    except json.JSONDecodeError as exc:
+        where = f"line {exc.lineno} column {exc.colno}"
+        raise BadRequest(f"invalid push: malformed JSON at {where}") from None
+    except (UnicodeDecodeError, RecursionError):
+        raise BadRequest("invalid push: body is not UTF-8 JSON") from None
+    if not isinstance(data, dict) or set(data) != {"secrets"}:
+        raise BadRequest('invalid push: expected {"secrets": {NAME: value, ...}}')
+    secrets = data["secrets"]
+    if not isinstance(secrets, dict):
+        raise BadRequest('invalid push: "secrets" must be an object')
+    for index, (name, value) in enumerate(secrets.items()):
+        if not valid_name(name):
+            raise BadRequest(f"invalid push: secret #{index + 1}: {NAME_RULE}")
+        if not isinstance(value, str):
+            raise BadRequest(f"invalid push: secret {name}: value must be a string")
+    return secrets
+
+
+async def _read_capped(request: Request, limit: int) -> bytes:
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > limit:
+            raise PayloadTooLarge(f"push exceeds {limit} bytes")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _result(snapshot: Snapshot) -> PushResult:
+    return PushResult(
+        generation=snapshot.generation,
+        loaded_at=iso_time(snapshot.loaded_at),
+        count=len(snapshot),
+    )
+
+
+async def _push(request: Request, caller: Principal, broker: SecretsBroker) -> PushResult:
+    try:
+        body = await _read_capped(request, broker.config.max_push_bytes)
+        secrets = parse_push(body)
+    except (BadRequest, PayloadTooLarge) as exc:
+        broker.reject_push(exc.message, principal=caller)
+        raise
+    return _result(broker.replace(secrets, principal=caller))
+
+
+@router.put(
+    "/secrets",
+    operation_id="admin_secrets_replace",
+    openapi_extra={"requestBody": _PUSH_BODY},
+    responses=error_responses(400, 413),
+)
+async def replace_secrets(request: Request, caller: Caller, broker: BrokerDep) -> PushResult:
+    """Replace the whole set atomically with `{"secrets": {NAME: value}}`. Names match
+    `^[A-Za-z0-9_]{1,128}$`, values are strings, duplicate keys are refused, the body is
+    capped (1 MiB). On any error the previous set keeps serving."""
+    return await _push(request, caller, broker)
+
+
+@router.delete("/secrets", operation_id="admin_secrets_clear")
+async def clear_secrets(caller: Caller, broker: BrokerDep) -> PushResult:
+    """Drop every secret; values are overwritten once in-flight reads finish."""
+    return _result(broker.clear(principal=caller))
+
+
+@router.get("/status", operation_id="admin_status")
+async def admin_status(resources: ResourcesDep, broker: BrokerDep) -> AdminStatus:
+    """Version, protocol version, uptime, boot id and the set's generation and size."""
+    return status_of(resources, broker)
+
+
+def status_of(resources: Resources, broker: SecretsBroker) -> AdminStatus:
+    status = broker.status()
+    return AdminStatus(
+        version=__version__,
+        protocol_version=PROTOCOL_VERSION,
+        uptime_secs=round(resources.uptime_secs, 3),
+        boot_id=resources.boot_id,
+        generation=status.generation,
+        loaded_at=status.loaded_at,
+        count=status.count,
+    )

@@ -1,0 +1,195 @@
+"""The audit log: one JSON object per line in data_dir/audit.jsonl, never a secret value.
+
+Serving never waits on the disk: `record()` only appends to a bounded in-memory queue; a
+writer thread drains it with one `os.write` per line on an `O_APPEND` descriptor, so lines
+from concurrent writers never interleave. When the file cannot be written the events stay
+queued and the writer retries; when the queue is full new events are dropped and counted
+(`audit_dropped_total`).
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import logging
+import os
+import threading
+import time
+from collections.abc import Callable
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+log = logging.getLogger("patina.secrets.audit")
+
+RETRY_SECS = 1.0
+
+
+def utc_now() -> str:
+    """RFC 3339 time with microseconds, UTC."""
+    return datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+class AuditLog:
+    """An append-only JSON-lines audit file fed through a bounded queue."""
+
+    def __init__(
+        self,
+        path: Path,
+        *,
+        buffer_events: int = 10_000,
+        on_drop: Callable[[], None] | None = None,
+    ) -> None:
+        self.path = path
+        self.buffer_events = buffer_events
+        self._on_drop = on_drop
+        self._queue: collections.deque[bytes] = collections.deque()
+        self._cond = threading.Condition()
+        self._enqueued = 0
+        self._written = 0
+        self._stopping = False
+        self._failing = False
+        self._fd: int | None = None
+        self._thread: threading.Thread | None = None
+        self.dropped = 0
+
+    def __repr__(self) -> str:
+        return f"AuditLog(path={str(self.path)!r}, pending={self.pending}, dropped={self.dropped})"
+
+    @property
+    def pending(self) -> int:
+        """Events queued but not yet on disk."""
+        with self._cond:
+            return len(self._queue)
+
+    def start(self) -> None:
+        """Start the writer thread (idempotent)."""
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._run, name="patina-audit", daemon=True)
+            self._thread.start()
+
+    def record(self, event: str, **fields: Any) -> None:
+        """Queue one event. Never blocks on I/O; drops (and counts) when the queue is full.
+
+        Callers pass names, principals and outcomes only: nothing here can tell a value
+        from a name, so a value must never be handed in.
+        """
+        line = json.dumps({"ts": utc_now(), "event": event, **fields}, separators=(",", ":"))
+        data = line.encode() + b"\n"
+        with self._cond:
+            if len(self._queue) >= self.buffer_events:
+                self.dropped += 1
+                dropped = True
+            else:
+                self._queue.append(data)
+                self._enqueued += 1
+                dropped = False
+                self._cond.notify()
+        if dropped and self._on_drop is not None:
+            self._on_drop()
+
+    def flush(self, timeout: float = 5.0) -> bool:
+        """Wait until every event queued so far is on disk. False on timeout."""
+        deadline = time.monotonic() + timeout
+        with self._cond:
+            target = self._enqueued
+            while self._written < target:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    return False
+                self._cond.wait(remaining)
+            return True
+
+    def close(self, timeout: float = 2.0) -> None:
+        """Write what is queued (for up to `timeout`), then stop the writer."""
+        self.flush(timeout)
+        with self._cond:
+            self._stopping = True
+            self._cond.notify_all()
+        if self._thread is not None:
+            self._thread.join(timeout)
+            self._thread = None
+        self._close_fd()
+
+    # The writer thread.
+
+    def _run(self) -> None:
+        while True:
+            with self._cond:
+                while not self._queue and not self._stopping:
+                    self._cond.wait()
+                if not self._queue:
+                    return
+                data = self._queue[0]
+            if self._write(data):
+                with self._cond:
+                    self._queue.popleft()
+                    self._written += 1
+                    self._cond.notify_all()
+            else:
+                with self._cond:
+                    if self._stopping:
+                        return
+                    self._cond.wait(RETRY_SECS)
+
+    def _write(self, data: bytes) -> bool:
+        try:
+            fd = self._open()
+            # One write per line: O_APPEND makes each write land whole at the end.
+            written = os.write(fd, data)
+            if written != len(data):
+                raise OSError(f"short write ({written} of {len(data)} bytes)")
+        except OSError as exc:
+            self._close_fd()
+            if not self._failing:
+                self._failing = True
+                log.error(
+                    "audit log not writable; buffering events in memory",
+                    extra={"fields": {"path": str(self.path), "error": exc.strerror or str(exc)}},
+                )
+            return False
+        if self._failing:
+            self._failing = False
+            log.warning("audit log writable again", extra={"fields": {"path": str(self.path)}})
+        return True
+
+    def _open(self) -> int:
+        if self._fd is None:
+            self.path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+            flags = os.O_WRONLY | os.O_APPEND | os.O_CREAT | os.O_NOFOLLOW | os.O_CLOEXEC
+            fd = os.open(self.path, flags, 0o600)
+            mode = os.fstat(fd).st_mode & 0o777
+            if mode & 0o077:
+                # An older file with a wider mode: narrow it before writing anything more.
+                os.fchmod(fd, 0o600)
+                log.warning(
+                    "audit log was readable by others; mode set to 600",
+                    extra={"fields": {"path": str(self.path), "old_mode": f"{mode:o}"}},
+                )
+            self._fd = fd
+        return self._fd
+
+    def _close_fd(self) -> None:
+        if self._fd is not None:
+            with contextlib.suppress(OSError):
+                os.close(self._fd)
+            self._fd = None
+
+
+def tail_lines(path: Path, count: int) -> list[str]:
+    """The last `count` lines of the audit file (reads backwards in blocks)."""
+    if count <= 0:
+        return []
+    with path.open("rb") as fh:
+        fh.seek(0, os.SEEK_END)
+        end = fh.tell()
+        data = b""
+        block = 64 * 1024
+        while end > 0 and data.count(b"\n") <= count:
+            start = max(0, end - block)
+            fh.seek(start)
+            data = fh.read(end - start) + data
+            end = start
+    lines = data.decode(errors="replace").splitlines()
+    return lines[-count:]

@@ -1,0 +1,102 @@
+"""Keeps the live Policy current: reload on SIGHUP (the runner calls `resources.sighup`,
+which calls `reload`) and when the consumers file changes.
+
+A change is noticed by polling the file's identity (inode, size, mtime), which also catches
+an editor's or a ConfigMap's atomic rename. A reload that fails keeps the old policy, logs
+why and records a `policy_reload` audit event with outcome `invalid`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from service.secrets.policy import Policy, PolicyError, default_policy, load_policy
+
+log = logging.getLogger("patina.secrets.policy")
+
+Fingerprint = tuple[int, int, int, int] | None
+ReloadListener = Callable[[str, str, str | None], None]  # outcome, source, reason
+
+
+def fingerprint(path: Path) -> Fingerprint:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+class PolicyHolder:
+    """The current policy plus the means to reload it."""
+
+    def __init__(
+        self,
+        path: Path | None,
+        *,
+        owner_uid: int | None = None,
+        on_reload: ReloadListener | None = None,
+    ) -> None:
+        self.path = path
+        self.owner_uid = owner_uid
+        self._on_reload = on_reload
+        self._seen: Fingerprint = None
+        self._task: asyncio.Task[None] | None = None
+        if path is None:
+            self.current = default_policy(owner_uid)
+        else:
+            # At start an unreadable or invalid file is fatal: PolicyError propagates.
+            self._seen = fingerprint(path)
+            self.current = load_policy(path, owner_uid=owner_uid)
+
+    def reload(self) -> bool:
+        """Re-read the consumers file; keep the old policy when the new one is invalid."""
+        if self.path is None:
+            return True
+        self._seen = fingerprint(self.path)
+        try:
+            policy: Policy = load_policy(self.path, owner_uid=self.owner_uid)
+        except PolicyError as exc:
+            log.error(
+                "consumers file invalid; keeping the previous policy",
+                extra={"fields": {"reason": str(exc)}},
+            )
+            self._notify("invalid", str(exc))
+            return False
+        self.current = policy
+        log.info(
+            "consumers file reloaded",
+            extra={"fields": {"path": str(self.path), "consumers": len(policy.consumers)}},
+        )
+        self._notify("ok", None)
+        return True
+
+    def check(self) -> None:
+        """Reload when the file's identity changed since the last load."""
+        if self.path is not None and fingerprint(self.path) != self._seen:
+            self.reload()
+
+    def start(self, *, poll_secs: float) -> None:
+        """Start polling the file for changes on the running loop."""
+        if self.path is not None:
+            self._task = asyncio.get_running_loop().create_task(self._poll(poll_secs))
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+
+    async def _poll(self, poll_secs: float) -> None:
+        while True:
+            await asyncio.sleep(poll_secs)
+            self.check()
+
+    def _notify(self, outcome: str, reason: str | None) -> None:
+        if self._on_reload is not None:
+            self._on_reload(outcome, str(self.path), reason)

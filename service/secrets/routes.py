@@ -1,0 +1,110 @@
+"""Public secrets routes: list and read what the caller's allowlist names, and the Patina
+session cache. Every response carries `Cache-Control: no-store`."""
+
+from __future__ import annotations
+
+from fastapi import APIRouter, Depends, Response
+from pydantic import BaseModel, Field
+
+from service.auth import SCOPE_SECRETS, Caller, require_scope
+from service.errors import NotFound, error_responses
+from service.secrets.cache import DEFAULT_TTL_SECS
+from service.secrets.deps import BrokerDep
+
+router = APIRouter(
+    tags=["secrets"],
+    dependencies=[Depends(require_scope(SCOPE_SECRETS))],
+    responses=error_responses(401, 403),
+)
+
+NO_STORE = "no-store"
+
+
+class SecretNames(BaseModel):
+    """Names the caller may read (never values)."""
+
+    names: list[str]
+
+
+class SecretValue(BaseModel):
+    name: str
+    value: str
+
+
+class CacheRequest(BaseModel):
+    """The Patina client's session cache body."""
+
+    secrets: dict[str, str] = Field(description="Name -> value, the caller's own secrets.")
+    ttl_secs: int = Field(DEFAULT_TTL_SECS, ge=1, description="Capped by the server maximum.")
+
+
+class CacheStored(BaseModel):
+    status: str = "cached"
+    ttl_secs: int = Field(description="The TTL applied after the server's cap.")
+
+
+class CacheLocked(BaseModel):
+    status: str = "locked"
+
+
+# The cache routes come before /secrets/{name} so that `cache` is not taken for a name.
+
+
+@router.get(
+    "/secrets/cache",
+    operation_id="secrets_cache_get",
+    responses=error_responses(404),
+)
+async def cache_get(caller: Caller, broker: BrokerDep, response: Response) -> dict[str, str]:
+    """The caller's cached secrets as a flat `{name: value}` map; 404 when none are cached
+    or they expired. Each caller sees only its own cache."""
+    response.headers["Cache-Control"] = NO_STORE
+    values = broker.cache_get(caller)
+    if values is None:
+        raise NotFound("no cached secrets")
+    return values
+
+
+@router.post(
+    "/secrets/cache",
+    operation_id="secrets_cache_put",
+    responses=error_responses(400, 413, 422),
+)
+async def cache_put(
+    body: CacheRequest, caller: Caller, broker: BrokerDep, response: Response
+) -> CacheStored:
+    """Cache the caller's secrets for `ttl_secs` (default 600, capped by the server's
+    `secrets.cache_max_ttl_secs`), replacing what the caller cached before."""
+    response.headers["Cache-Control"] = NO_STORE
+    ttl = broker.cache_put(caller, body.secrets, body.ttl_secs)
+    return CacheStored(ttl_secs=ttl)
+
+
+@router.post("/secrets/lock", operation_id="secrets_lock")
+async def lock(caller: Caller, broker: BrokerDep, response: Response) -> CacheLocked:
+    """Drop the caller's session cache now (its bytes are overwritten)."""
+    response.headers["Cache-Control"] = NO_STORE
+    broker.cache_lock(caller)
+    return CacheLocked()
+
+
+@router.get("/secrets", operation_id="secrets_list")
+async def list_secrets(caller: Caller, broker: BrokerDep, response: Response) -> SecretNames:
+    """The names of the loaded secrets the caller's allowlist lets it read. Never values."""
+    response.headers["Cache-Control"] = NO_STORE
+    return SecretNames(names=broker.names_for(caller))
+
+
+@router.get(
+    "/secrets/{name}",
+    operation_id="secrets_read",
+    responses=error_responses(400, 404),
+)
+async def read_secret(
+    name: str, caller: Caller, broker: BrokerDep, response: Response
+) -> SecretValue:
+    """One secret's value. 403 when the name is not in the caller's allowlist (whether or
+    not it exists), 404 when it is allowed but not loaded. Every call is audited."""
+    response.headers["Cache-Control"] = NO_STORE
+    value = broker.read(caller, name)
+    return SecretValue(name=name, value=value.decode("utf-8", errors="replace"))

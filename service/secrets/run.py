@@ -1,0 +1,422 @@
+"""`patina secrets run`: resolve secret references at exec time, run the command, and scrub
+every value from what it prints.
+
+References an agent may write:
+
+* ``<secret:HEX>`` — an opaque handle minted by the service for this caller;
+* ``${secret:NAME}`` — a secret by name (service or local vault);
+* ``--env VAR=NAME`` or ``--env VAR=<secret:HEX>`` — inject a variable into the child.
+
+The child's output is passed through a Scrubber that replaces each value (and its encoded
+forms) with the handle or reference that stands for it. Nothing is written to disk.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import os
+import re
+import signal
+import subprocess
+import sys
+import threading
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from types import FrameType
+from typing import IO, Any, Protocol
+
+import httpx
+
+from service.secrets.handles import format_handle
+from service.secrets.redact import MIN_VALUE_LEN, Scrubber, scrub_fd
+from service.secrets.vault import IDENTITY_ENV, NAME_RE, Vault, VaultError
+
+REFERENCE_RE = re.compile(r"<secret:([0-9a-f]{32})>|\$\{secret:([A-Za-z0-9_]{1,128})\}")
+# Signals passed on to the child. SIGINT and SIGQUIT from a terminal already reach the
+# whole foreground process group, so they are forwarded only when stdin is not a tty.
+FORWARDED_SIGNALS = (
+    signal.SIGINT,
+    signal.SIGTERM,
+    signal.SIGHUP,
+    signal.SIGQUIT,
+    signal.SIGUSR1,
+    signal.SIGUSR2,
+    signal.SIGWINCH,
+)
+_TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
+_PIPE_SIZE = 1 << 20
+# Variables the child must not inherit: the key that opens the vault.
+_WITHHELD_ENV = (IDENTITY_ENV,)
+
+
+class RunError(Exception):
+    """A reference could not be resolved or the command could not start (no values)."""
+
+
+@dataclass(frozen=True)
+class Reference:
+    """`kind` is "handle" (key = hex id) or "name" (key = secret name)."""
+
+    kind: str
+    key: str
+
+    def __str__(self) -> str:
+        return format_handle(self.key) if self.kind == "handle" else f"${{secret:{self.key}}}"
+
+
+@dataclass(frozen=True)
+class Resolved:
+    """A value and the placeholder shown instead of it."""
+
+    value: str
+    placeholder: str
+
+    def __repr__(self) -> str:
+        return f"Resolved(placeholder={self.placeholder!r})"
+
+
+def references_in(texts: Iterable[str]) -> set[Reference]:
+    """Every handle and `${secret:NAME}` in `texts`."""
+    found = set()
+    for text in texts:
+        for match in REFERENCE_RE.finditer(text):
+            handle, name = match.groups()
+            found.add(Reference("handle", handle) if handle else Reference("name", name))
+    return found
+
+
+def parse_reference(text: str) -> Reference:
+    """The right-hand side of `--env VAR=…`: a name, `${secret:NAME}` or a handle."""
+    match = REFERENCE_RE.fullmatch(text)
+    if match:
+        handle, name = match.groups()
+        return Reference("handle", handle) if handle else Reference("name", name)
+    if NAME_RE.fullmatch(text):
+        return Reference("name", text)
+    # The text is not echoed: it may be a value typed by mistake.
+    raise RunError("expected a secret name, ${secret:NAME} or a <secret:…> handle")
+
+
+def parse_env_mappings(mappings: Sequence[str]) -> list[tuple[str, Reference]]:
+    """`VAR=NAME` options. A value typed here would land in argv, so only references pass."""
+    parsed = []
+    for index, mapping in enumerate(mappings):
+        var, sep, ref = mapping.partition("=")
+        if not sep or not re.fullmatch(r"[A-Za-z_][A-Za-z0-9_]*", var):
+            raise RunError(f"--env #{index + 1}: expected VAR=NAME")
+        try:
+            parsed.append((var, parse_reference(ref)))
+        except RunError:
+            raise RunError(
+                f"--env {var}: expected a secret name or <secret:…> handle (values are never "
+                "accepted on the command line)"
+            ) from None
+    return parsed
+
+
+def substitute(text: str, resolved: Mapping[Reference, Resolved]) -> str:
+    """Replace every reference in `text` by its value."""
+
+    def value_of(match: re.Match[str]) -> str:
+        handle, name = match.groups()
+        ref = Reference("handle", handle) if handle else Reference("name", name)
+        return resolved[ref].value
+
+    return REFERENCE_RE.sub(value_of, text)
+
+
+# --- where values come from ------------------------------------------------------------
+
+
+class SecretSource(Protocol):
+    """Turns references into values and placeholders."""
+
+    def resolve(self, refs: Iterable[Reference]) -> dict[Reference, Resolved]: ...
+
+    def everything(self) -> dict[Reference, Resolved]:
+        """Every secret the caller may read (for `patina secrets redact`)."""
+        ...
+
+
+class ServiceUnreachable(Exception):
+    """The service did not answer (connection level); the caller may fall back."""
+
+
+class ServiceSource:
+    """The running service: handles resolve through /secrets/handles/resolve, names are
+    read and shown as a handle minted (or reused) for this caller."""
+
+    def __init__(self, client: httpx.Client, *, where: str) -> None:
+        self._client = client
+        self._where = where
+
+    def __repr__(self) -> str:
+        return f"ServiceSource({self._where!r})"
+
+    def _call(self, method: str, path: str, **kwargs: object) -> httpx.Response:
+        try:
+            response = self._client.request(method, path, **kwargs)  # type: ignore[arg-type]
+        except (httpx.TransportError, OSError) as exc:
+            raise ServiceUnreachable(f"{self._where}: {exc}") from None
+        if response.status_code >= 400:
+            try:
+                message = response.json().get("error", response.text)
+            except ValueError:
+                message = response.text
+            raise RunError(f"{self._where}: {message} (HTTP {response.status_code})")
+        return response
+
+    def probe(self) -> None:
+        """Raise ServiceUnreachable unless the service answers."""
+        self._call("GET", "/health")
+
+    def resolve(self, refs: Iterable[Reference]) -> dict[Reference, Resolved]:
+        refs = sorted(set(refs), key=str)
+        out: dict[Reference, Resolved] = {}
+        handles = [ref for ref in refs if ref.kind == "handle"]
+        if handles:
+            body = self._call(
+                "POST", "/secrets/handles/resolve", json={"handles": [str(r) for r in handles]}
+            ).json()
+            for item in body["secrets"]:
+                handle = item["handle"]
+                out[Reference("handle", handle[len("<secret:") : -1])] = Resolved(
+                    item["value"], handle
+                )
+        names = [ref.key for ref in refs if ref.kind == "name"]
+        if names:
+            placeholders = self._handles_for(names)
+            for name in names:
+                value = self._call("GET", f"/secrets/{name}").json()["value"]
+                out[Reference("name", name)] = Resolved(value, placeholders[name])
+        return out
+
+    def _handles_for(self, names: list[str]) -> dict[str, str]:
+        """A handle per name: reuse a live unlimited one of this caller, else mint one."""
+        live = self._call("GET", "/secrets/handles").json()["handles"]
+        have = {h["name"]: h["handle"] for h in live if h["uses_left"] is None}
+        out = {}
+        for name in names:
+            if name not in have:
+                have[name] = self._call("POST", "/secrets/handles", json={"name": name}).json()[
+                    "handle"
+                ]
+            out[name] = have[name]
+        return out
+
+    def everything(self) -> dict[Reference, Resolved]:
+        names = self._call("GET", "/secrets").json()["names"]
+        return self.resolve(Reference("name", name) for name in names)
+
+
+class VaultSource:
+    """The local age vault: names only (handles exist only in a service). The placeholder
+    is the `${secret:NAME}` reference itself, which the agent can reuse."""
+
+    def __init__(self, vault: Vault) -> None:
+        self._vault = vault
+
+    def __repr__(self) -> str:
+        return f"VaultSource({self._vault!r})"
+
+    def resolve(self, refs: Iterable[Reference]) -> dict[Reference, Resolved]:
+        refs = set(refs)
+        if any(ref.kind == "handle" for ref in refs):
+            raise RunError("handles can only be resolved by the service, not the local vault")
+        if not refs:
+            return {}
+        try:
+            values = self._vault.load()
+        except VaultError as exc:
+            raise RunError(str(exc)) from None
+        out = {}
+        for ref in refs:
+            if ref.key not in values:
+                raise RunError(f"no secret named {ref.key} in {self._vault.path}")
+            out[ref] = Resolved(values[ref.key], str(ref))
+        return out
+
+    def everything(self) -> dict[Reference, Resolved]:
+        try:
+            names = self._vault.names()
+        except VaultError as exc:
+            raise RunError(str(exc)) from None
+        return self.resolve(Reference("name", name) for name in names)
+
+
+# --- the plan: what the child gets -----------------------------------------------------
+
+
+@dataclass
+class Plan:
+    """A resolved command: argv and env of the child, and the scrubber for its output."""
+
+    argv: list[str]
+    env: dict[str, str]
+    injected: list[tuple[str, Reference]]
+    resolved: dict[Reference, Resolved]
+    argv_has_value: bool
+
+    def __repr__(self) -> str:
+        return f"Plan(argv0={self.argv[:1]!r}, refs={len(self.resolved)})"
+
+    def scrubber(self) -> Scrubber:
+        return scrubber_for(self.resolved.values())
+
+    def too_short(self) -> list[str]:
+        """Placeholders of values too short to be scrubbed reliably."""
+        return sorted(r.placeholder for r in self.resolved.values() if len(r.value) < MIN_VALUE_LEN)
+
+
+def scrubber_for(resolved: Iterable[Resolved]) -> Scrubber:
+    return Scrubber([(r.placeholder.encode(), r.value.encode()) for r in resolved])
+
+
+def plan_command(
+    command: Sequence[str],
+    env_mappings: Sequence[str],
+    source: SecretSource,
+    *,
+    base_env: Mapping[str, str],
+    resolve_env: bool = True,
+) -> Plan:
+    """Resolve every reference in the command, the environment and the --env options."""
+    if not command:
+        raise RunError("no command given (usage: patina secrets run [--env VAR=NAME] -- CMD)")
+    injected = parse_env_mappings(env_mappings)
+    env = {k: v for k, v in base_env.items() if k not in _WITHHELD_ENV}
+    refs = references_in(command) | {ref for _, ref in injected}
+    if resolve_env:
+        refs |= references_in(env.values())
+    resolved = source.resolve(refs)
+    argv = [substitute(arg, resolved) for arg in command]
+    if resolve_env:
+        env = {k: substitute(v, resolved) for k, v in env.items()}
+    for var, ref in injected:
+        env[var] = resolved[ref].value
+    argv_has_value = any(arg != original for arg, original in zip(argv, command, strict=True))
+    return Plan(argv, env, injected, resolved, argv_has_value)
+
+
+# --- running ---------------------------------------------------------------------------
+
+
+def _grow_pipe(fd: int) -> None:
+    # Bigger pipe, fewer wake-ups: 1 MiB is the default unprivileged maximum.
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
+
+
+def _pump(scrubber: Scrubber, src: int, dst: int) -> None:
+    try:
+        scrub_fd(scrubber, src, dst)
+    except BrokenPipeError:
+        # Our reader went away (`| head`): closing our end gives the child SIGPIPE.
+        pass
+    finally:
+        os.close(src)
+
+
+def exit_status(returncode: int) -> int:
+    """The child's exit code, or 128+N when a signal N ended it (as shells report it)."""
+    return 128 - returncode if returncode < 0 else returncode
+
+
+def run_scrubbed(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    scrubber: Scrubber,
+    *,
+    stdin_data: bytes | None = None,
+    stdout_fd: int = 1,
+    stderr_fd: int = 2,
+) -> int:
+    """Run `argv` with `env`, scrubbing its stdout and stderr into ours; forward signals;
+    return the exit status. `stdin_data`, if given, is written to the child's stdin
+    first, then our own stdin follows (the ssh variant sends secrets that way)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    for fd in (out_r, err_r):
+        _grow_pipe(fd)
+    try:
+        child = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            stdin=subprocess.PIPE if stdin_data is not None else None,
+            stdout=out_w,
+            stderr=err_w,
+            close_fds=True,
+        )
+    except OSError as exc:
+        for fd in (out_r, out_w, err_r, err_w):
+            os.close(fd)
+        raise RunError(f"cannot run {argv[0]}: {exc.strerror}") from None
+    os.close(out_w)
+    os.close(err_w)
+    previous = _forward_signals(child)
+    pumps = [
+        threading.Thread(target=_pump, args=(scrubber, out_r, stdout_fd), daemon=True),
+        threading.Thread(target=_pump, args=(scrubber, err_r, stderr_fd), daemon=True),
+    ]
+    for pump in pumps:
+        pump.start()
+    if stdin_data is not None:
+        assert child.stdin is not None
+        feeder = threading.Thread(target=_feed_stdin, args=(child.stdin, stdin_data), daemon=True)
+        feeder.start()
+    try:
+        returncode = child.wait()
+        for pump in pumps:
+            pump.join()
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+    return exit_status(returncode)
+
+
+def _feed_stdin(pipe: IO[bytes], data: bytes) -> None:
+    """Write the preamble, then copy our stdin until EOF (or until the child stops reading)."""
+    fd = pipe.fileno()
+    try:
+        _write_all(fd, data)
+        stdin_fd = sys.stdin.fileno() if sys.stdin is not None else -1
+        if stdin_fd >= 0 and not os.isatty(stdin_fd):
+            while chunk := os.read(stdin_fd, 1 << 16):
+                _write_all(fd, chunk)
+    except (BrokenPipeError, OSError, ValueError):
+        pass
+    finally:
+        with contextlib.suppress(OSError):
+            pipe.close()
+
+
+def _write_all(fd: int, data: bytes) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+
+
+def _forward_signals(child: subprocess.Popen[bytes]) -> dict[int, Any]:
+    interactive = sys.stdin is not None and _isatty(0)
+
+    def forward(signum: int, frame: FrameType | None) -> None:
+        del frame
+        if interactive and signum in _TTY_SIGNALS:
+            return  # the terminal sent it to the child already
+        with contextlib.suppress(ProcessLookupError):
+            child.send_signal(signum)
+
+    previous: dict[int, Any] = {}
+    if threading.current_thread() is not threading.main_thread():
+        return previous
+    for signum in FORWARDED_SIGNALS:
+        previous[signum] = signal.signal(signum, forward)
+    return previous
+
+
+def _isatty(fd: int) -> bool:
+    try:
+        return os.isatty(fd)
+    except OSError:
+        return False

@@ -1,0 +1,159 @@
+"""Where the sidecar reads secrets from: an age vault, a dotenv file, or a directory of files
+(a mounted Kubernetes Secret, a Docker/Compose secrets dir).
+
+Each source answers two questions: `fingerprint()` (cheap, from file metadata: has anything
+changed?) and `load()` (the whole set, or SourceError). Messages name files, lines and
+secret names, never values.
+
+A Kubernetes Secret volume looks like this, and changes by atomically re-pointing `..data`:
+
+    dir/..2024_05_01_10_00_00.123/KEY   the real files of one version
+    dir/..data -> ..2024_05_01_10_00_00.123
+    dir/KEY -> ..data/KEY
+
+`load()` resolves `..data` once and reads every file from that one version, so a swap in
+the middle of a read never mixes two versions.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+from service.secrets.dotenv import parse_dotenv
+from service.secrets.store import valid_name
+
+KINDS = ("age", "dotenv", "dir")
+K8S_DATA = "..data"
+
+
+class SourceError(Exception):
+    """The source cannot be read or is malformed; the message is safe to print."""
+
+
+Fingerprint = tuple[object, ...]
+
+
+def _stat_key(path: Path) -> tuple[int, int, int, int] | None:
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+
+
+@dataclass(frozen=True)
+class Source:
+    """A parsed `--source KIND:PATH` (plus the identity file for age)."""
+
+    kind: str
+    path: Path
+    identity: Path | None = None
+
+    def __str__(self) -> str:
+        return f"{self.kind}:{self.path}"
+
+    @classmethod
+    def parse(cls, spec: str, *, identity: Path | None = None) -> Source:
+        """`age:PATH`, `dotenv:PATH` or `dir:PATH`; age needs an identity file."""
+        kind, sep, path = spec.partition(":")
+        if not sep or kind not in KINDS or not path:
+            raise SourceError(
+                f"--source must be one of age:PATH, dotenv:PATH, dir:PATH (got {spec!r})"
+            )
+        if kind == "age" and identity is None:
+            raise SourceError("--identity FILE is required with an age: source")
+        return cls(kind=kind, path=Path(path), identity=identity if kind == "age" else None)
+
+    def fingerprint(self) -> Fingerprint:
+        """Changes whenever the source's content may have changed."""
+        if self.kind == "dir":
+            return self._dir_fingerprint()
+        parts: list[object] = [_stat_key(self.path)]
+        if self.identity is not None:
+            parts.append(_stat_key(self.identity))
+        return tuple(parts)
+
+    def load(self) -> dict[str, str]:
+        """Read the whole set, or raise SourceError."""
+        if self.kind == "dotenv":
+            return self._load_dotenv()
+        if self.kind == "age":
+            return self._load_age()
+        # A Kubernetes swap can remove the version being read; one retry reads the new one.
+        try:
+            return self._load_dir()
+        except FileNotFoundError:
+            try:
+                return self._load_dir()
+            except FileNotFoundError as exc:
+                raise SourceError(
+                    f"{self}: files vanished while reading ({exc.filename})"
+                ) from None
+
+    def _load_dotenv(self) -> dict[str, str]:
+        try:
+            text = self.path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise SourceError(f"{self}: file not found") from None
+        except UnicodeDecodeError:
+            raise SourceError(f"{self}: not UTF-8 text") from None
+        except OSError as exc:
+            raise SourceError(f"{self}: {exc.strerror or exc}") from None
+        try:
+            return parse_dotenv(text)
+        except ValueError as exc:
+            raise SourceError(f"{self}: {exc}") from None
+
+    def _load_age(self) -> dict[str, str]:
+        # The vault module (age via pyrage, dotenv inside) is shared with `patina secrets`.
+        from service.secrets.vault import VaultError, read_vault
+
+        assert self.identity is not None
+        if not self.identity.is_file():
+            raise SourceError(f"identity file {self.identity} not found")
+        try:
+            return read_vault(self.path, self.identity)
+        except VaultError as exc:
+            raise SourceError(f"{self}: {exc}") from None
+        except (OSError, ValueError) as exc:
+            raise SourceError(f"{self}: cannot decrypt ({type(exc).__name__})") from None
+
+    def _version_dir(self) -> Path:
+        if not self.path.is_dir():
+            raise SourceError(f"{self}: not a directory")
+        data = self.path / K8S_DATA
+        # Resolve `..data` once: everything below is read from that single version.
+        return data.resolve(strict=True) if data.exists() else self.path
+
+    def _dir_fingerprint(self) -> Fingerprint:
+        data = self.path / K8S_DATA
+        link = os.readlink(data) if data.is_symlink() else None
+        try:
+            names = sorted(os.listdir(self.path))
+        except OSError:
+            return ("missing",)
+        entries = tuple(
+            (name, _stat_key(self.path / name)) for name in names if not name.startswith(".")
+        )
+        return (link, entries)
+
+    def _load_dir(self) -> dict[str, str]:
+        base = self._version_dir()
+        values: dict[str, str] = {}
+        for name in sorted(os.listdir(base)):
+            path = base / name
+            if name.startswith(".") or path.is_dir():
+                continue
+            if not valid_name(name):
+                raise SourceError(
+                    f"{self}: file {name!r} is not a valid secret name ([A-Za-z0-9_]{{1,128}})"
+                )
+            try:
+                values[name] = path.read_bytes().decode("utf-8")
+            except UnicodeDecodeError:
+                raise SourceError(f"{self}: {name} is not UTF-8 text") from None
+            except PermissionError:
+                raise SourceError(f"{self}: {name} is not readable") from None
+        return values

@@ -1,0 +1,1 @@
+"""Helpers shared by test packages: real service processes, short temp dirs, clients."""
