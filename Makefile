@@ -6,7 +6,7 @@ BIN := $(VENV)/bin
 PIP := $(BIN)/python -m pip install --disable-pip-version-check -q
 PYTEST_ARGS ?=
 
-.PHONY: serve test venv dev system-deps lint typecheck openapi fuzz soak bench clean
+.PHONY: serve test venv dev system-deps lint typecheck openapi docs clean
 
 serve: $(VENV)/.runtime ## run the service on its embedded defaults (socket under ~/.patina/run)
 	$(BIN)/patina serve
@@ -33,14 +33,17 @@ system-deps:
 	bash scripts/install-system-deps.sh
 
 lint: $(VENV)/.dev
-	$(BIN)/ruff check service tests bench
-	$(BIN)/ruff format --check service tests bench
+	$(BIN)/ruff check service tests bench scripts
+	$(BIN)/ruff format --check service tests bench scripts
 
 typecheck: $(VENV)/.dev
 	$(BIN)/mypy
 
 openapi: $(VENV)/.runtime ## regenerate the committed openapi.json
 	$(BIN)/patina openapi > openapi.json
+
+docs: $(VENV)/.runtime ## regenerate the README's settings table
+	$(BIN)/python scripts/update_readme_settings.py
 
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -21,6 +21,7 @@ from service.tokens import TokenStore
 
 if TYPE_CHECKING:
     from service.knowledge.service import KnowledgeService
+    from service.mother.federation import Federation
     from service.secrets.broker import SecretsBroker
     from service.secrets.handles import HandleStore
     from service.transport.connection import ConnectionInfo
@@ -49,6 +50,7 @@ class Resources:
         self.knowledge: KnowledgeService | None = None  # opened by _open_domains
         self.secrets: SecretsBroker | None = None  # opened by _open_domains
         self.handles: HandleStore | None = None  # opaque secret handles, with the broker
+        self.mothers: Federation | None = None  # federated scry clients, by _open_domains
         # Called on SIGHUP (the secrets policy reloads here).
         self.sighup_hooks: list[Callable[[], None]] = []
         self.exit_stack = AsyncExitStack()
@@ -99,3 +101,6 @@ async def _open_domains(resources: Resources) -> None:
     from service.secrets.handles import open_handles
 
     resources.handles = open_handles(resources.settings)
+    from service.mother.federation import open_federation
+
+    resources.mothers = await open_federation(resources)

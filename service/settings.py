@@ -73,7 +73,7 @@ class Settings(BaseSettings):
 
     # Admin socket: the sidecar pushes secrets here.
     admin_socket_path: Path | None = Field(None, description="Admin socket (run_dir/admin.sock).")
-    admin_socket_mode: int = Field(0o600, ge=0, le=0o777)
+    admin_socket_mode: int = Field(0o600, ge=0, le=0o777, description="Admin socket file mode.")
     admin_allowed_uids: list[int] = Field(
         default_factory=list, description="Peer uids allowed on the admin socket (own uid)."
     )
@@ -81,8 +81,8 @@ class Settings(BaseSettings):
 
     # TLS TCP: opt-in.
     tcp: HostPort | None = Field(None, description="TCP listen address HOST:PORT (off).")
-    tls_cert: Path | None = None
-    tls_key: Path | None = None
+    tls_cert: Path | None = Field(None, description="Server certificate chain (PEM).")
+    tls_key: Path | None = Field(None, description="Server private key (PEM).")
     tls_client_ca: Path | None = Field(None, description="Require client certs from this CA.")
     insecure: bool = Field(False, description="Allow plain TCP, on loopback only.")
     serve_token: SecretStr | None = Field(None, description="Bearer token (PATINA_SERVE_TOKEN).")
@@ -96,7 +96,7 @@ class Settings(BaseSettings):
     max_header_bytes: int = Field(16 * 1024, ge=1024, description="Request line + headers cap.")
     header_timeout_secs: float = Field(10.0, gt=0, description="Time to send all headers.")
     body_timeout_secs: float = Field(30.0, gt=0, description="Time between body chunks.")
-    keepalive_timeout_secs: float = Field(5.0, gt=0)
+    keepalive_timeout_secs: float = Field(5.0, gt=0, description="Idle keep-alive close.")
     max_connections: int = Field(1024, ge=1, description="Open connections per listener.")
     shutdown_grace_secs: float = Field(10.0, ge=0, description="Drain time on SIGTERM.")
 
@@ -105,8 +105,10 @@ class Settings(BaseSettings):
     query_timeout_ms: int = Field(5000, ge=1, description="Deadline per query; past it 504.")
     max_limit: int = Field(1000, ge=1, description="`limit` is clamped to this.")
 
-    log_format: Literal["text", "json"] = "text"
-    log_level: Literal["debug", "info", "warning", "error"] = "info"
+    log_format: Literal["text", "json"] = Field("text", description="text or json lines.")
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="debug, info, warning or error."
+    )
 
     secrets_dir: Path | None = Field(
         None, description="Extra directory of secret files (besides /run/secrets)."

@@ -4,7 +4,18 @@ from __future__ import annotations
 
 import typer
 
-from service.cli import audit, health, openapi_cmd, secrets_cmd, serve, sidecar, tls, tokens
+from service.cli import (
+    audit,
+    health,
+    knowledge,
+    openapi_cmd,
+    secrets_cmd,
+    settings_cmd,
+    serve,
+    sidecar,
+    tls,
+    tokens,
+)
 
 app = typer.Typer(
     name="patina",
@@ -21,7 +32,18 @@ def _root() -> None:
 
 
 # Each module adds its commands; one line per module keeps this file the index of the CLI.
-for module in (serve, health, tokens, tls, openapi_cmd, sidecar, audit, secrets_cmd):
+for module in (
+    serve,
+    health,
+    tokens,
+    tls,
+    openapi_cmd,
+    settings_cmd,
+    sidecar,
+    audit,
+    secrets_cmd,
+    knowledge,
+):
     module.register(app)
 
 

@@ -31,6 +31,8 @@ SECURITY_HEADERS = [
     (b"referrer-policy", b"no-referrer"),
 ]
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
+# Probed every second by health checks and the sidecar: logged at debug, not info.
+QUIET_ROUTES = frozenset({"/health", "/admin/status"})
 
 
 class RequestTimeout(ServiceError):
@@ -90,7 +92,8 @@ class HardeningMiddleware:
             method = scope["method"]
             self.metrics.requests.labels(route, method, str(status), transport).inc()
             self.metrics.duration.labels(route, method, transport).observe(elapsed)
-            access_log.info(
+            access_log.log(
+                logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO,
                 "request",
                 extra={
                     "fields": {

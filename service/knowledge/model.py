@@ -52,6 +52,11 @@ def default_tokenizer_path() -> Path:
     return Path(__file__).resolve().parent.parent / "data" / "tokenizer.json"
 
 
+def sha256_hex_of(path: Path) -> str:
+    """SHA-256 of a file, hex (for messages and tests)."""
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
 def read_verified(path: Path, expected_sha256: str) -> bytes:
     """Read `path` and return its bytes only if their SHA-256 is `expected_sha256`."""
     try:

@@ -19,6 +19,8 @@ from service.errors import NotFound, error_responses
 from service.knowledge.indexer import IndexReport
 from service.knowledge.search import Mode, Query
 from service.knowledge.service import IndexRun, IndexState, KnowledgeService
+from service.mother.federation import Federate, NodeStatus, federated_scry
+from service.mother.hops import HopsDep, may_federate
 from service.resources import Resources
 
 router = APIRouter(tags=["knowledge"])
@@ -53,6 +55,9 @@ class ScryRequest(BaseModel):
     dimension: str | None = Field(None, description="Patina: accepted, not used.")
     include_issues: bool = Field(False, description="Patina: accepted, not used.")
     include_persona: bool = Field(False, description="Patina: accepted, not used.")
+    federate: Federate = Field(
+        False, description="Also ask the mother nodes: true for all, or a list of names."
+    )
 
     def to_query(self, *, max_limit: int) -> Query:
         mode: Mode = self.mode or ("semantic" if self.hybrid is False else "hybrid")
@@ -82,24 +87,40 @@ class ScryResult(BaseModel):
     end_line: int
     kind: str
     modes: list[str] = Field(description="Which searches found it: lexical, semantic.")
+    node: str | None = Field(None, description="Federated scry: the node that found it.")
 
 
 class ScryResponse(BaseModel):
     results: list[ScryResult]
     count: int
     mode: Mode
+    nodes: list[NodeStatus] | None = Field(None, description="Federated scry: each node.")
 
 
 @router.post(
     "/api/scry",
     operation_id="scry",
-    responses=error_responses(401, 403, 404, 422, 503, 504),
+    responses=error_responses(400, 401, 403, 404, 422, 503, 504),
+    response_model_exclude_none=True,
 )
-async def scry(body: ScryRequest, caller: ScryCaller, resources: ResourcesDep) -> ScryResponse:
+async def scry(
+    body: ScryRequest, caller: ScryCaller, resources: ResourcesDep, hops: HopsDep
+) -> ScryResponse:
     """Search the index: lexical BM25, semantic cosine, or both fused (default).
 
     `limit` is clamped to the server's maximum (1000). The query runs under the
-    concurrency gate (503 when full) and a deadline (504, and the query is stopped)."""
+    concurrency gate (503 when full) and a deadline (504, and the query is stopped).
+    With `federate` the mother nodes are asked too (see docs/mother.md)."""
+    if body.federate and may_federate(hops):
+        local_body = body.model_copy(update={"federate": False})
+        answer = await federated_scry(
+            resources,
+            federate=body.federate,
+            hops=hops,
+            payload=body.model_dump(mode="json", exclude_none=True),
+            local=lambda: scry(local_body, caller, resources, hops),
+        )
+        return ScryResponse.model_validate(answer)
     knowledge = knowledge_of(resources)
     query = body.to_query(max_limit=resources.settings.max_limit)
     hits = await resources.bounded.run(lambda cancel: knowledge.scry(query, cancel))

@@ -28,7 +28,6 @@ from typing import IO, Any, Protocol
 
 import httpx
 
-from service.secrets.handles import format_handle
 from service.secrets.redact import MIN_VALUE_LEN, Scrubber, scrub_fd
 from service.secrets.vault import IDENTITY_ENV, NAME_RE, Vault, VaultError
 
@@ -62,7 +61,7 @@ class Reference:
     key: str
 
     def __str__(self) -> str:
-        return format_handle(self.key) if self.kind == "handle" else f"${{secret:{self.key}}}"
+        return f"<secret:{self.key}>" if self.kind == "handle" else f"${{secret:{self.key}}}"
 
 
 @dataclass(frozen=True)

@@ -87,11 +87,9 @@ def test_file_encrypted_by_the_age_cli_is_a_vault(tmp_path: Path) -> None:
     public = age_keygen(identity)
     os.chmod(identity, 0o600)
     vault = tmp_path / "from-age.age"
-    dotenv = b"API_TOKEN=plain-from-age\nMULTI=\"line1\\nline2\"\n"
+    dotenv = b'API_TOKEN=plain-from-age\nMULTI="line1\\nline2"\n'
     for armor in ([], ["-a"]):
-        subprocess.run(
-            ["age", "-r", public, *armor, "-o", str(vault)], input=dotenv, check=True
-        )
+        subprocess.run(["age", "-r", public, *armor, "-o", str(vault)], input=dotenv, check=True)
         assert read_vault(vault, identity) == {
             "API_TOKEN": "plain-from-age",
             "MULTI": "line1\nline2",

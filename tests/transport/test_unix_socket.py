@@ -7,7 +7,10 @@ import signal
 import socket
 import stat
 import subprocess
+import time
 from pathlib import Path
+
+import pytest
 
 from tests.support.process import ServiceProcess, running_service, uds_client
 
@@ -164,3 +167,30 @@ def test_connecting_raw_and_closing_does_not_disturb_the_server(short_tmp: Path)
             s.close()
         with service.client() as c:
             assert c.get("/health").status_code == 200
+
+
+def test_sigterm_drains_an_in_flight_request_before_exiting(short_tmp: Path) -> None:
+    service = ServiceProcess(home=short_tmp).start()
+    body = b'{"secrets": {"DRAIN_TEST": "x"}, "ttl_secs": 60}'
+    raw = socket.socket(socket.AF_UNIX)
+    raw.settimeout(15)
+    raw.connect(str(service.socket))
+    raw.sendall(
+        b"POST /secrets/cache HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+        b"Content-Length: %d\r\n\r\n" % len(body) + body[:10]
+    )
+    time.sleep(0.3)
+    assert service.proc is not None
+    service.proc.send_signal(signal.SIGTERM)
+    time.sleep(0.5)
+    assert service.proc.poll() is None, "exited with a request still in flight"
+    # A new connection is no longer accepted while draining...
+    with socket.socket(socket.AF_UNIX) as late, pytest.raises(ConnectionRefusedError):
+        late.connect(str(service.socket))
+    # ...but the request in flight completes.
+    raw.sendall(body[10:])
+    answer = raw.recv(65536)
+    raw.close()
+    assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
+    assert service.proc.wait(20) == 0
+    assert not service.socket.exists()

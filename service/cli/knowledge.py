@@ -1,0 +1,177 @@
+"""`patina index` (writes the index directly) and `patina scry` (asks a running service)."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Annotated, Any
+
+import httpx
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.table import Table
+
+from service.cli.common import (
+    CaOption,
+    ClientCertOption,
+    ClientKeyOption,
+    ConfigOption,
+    SocketOption,
+    TokenOption,
+    UrlOption,
+    fail,
+    settings_or_exit,
+)
+from service.client import open_client, resolve_target
+from service.knowledge import store
+from service.knowledge.embedder import Embedder
+from service.knowledge.indexer import Indexer, IndexReport
+from service.knowledge.model import ModelError
+from service.knowledge.service import index_path
+
+STAGE_LABELS = {"files": "files", "commits": "commits"}
+
+
+def register(app: typer.Typer) -> None:
+    app.command("index")(index)
+    app.command("scry")(scry)
+
+
+def index(
+    paths: Annotated[list[Path], typer.Argument(help="Directories to index.", show_default=False)],
+    repo: Annotated[
+        str | None, typer.Option("--repo", help="Repository name (default: directory name).")
+    ] = None,
+    git: Annotated[bool, typer.Option("--git", help="Also index the git history.")] = False,
+    config: ConfigOption = None,
+) -> None:
+    """Index directories into the local index (the running service picks it up)."""
+    settings = settings_or_exit(config)
+    for path in paths:
+        if not path.is_dir():
+            fail(f"{path} is not a directory")
+    err = Console(stderr=True)
+    try:
+        with err.status("verifying and loading the embedding model"):
+            embedder = Embedder.from_settings(settings.knowledge)
+        conn = store.open_index(index_path(settings))
+    except (ModelError, store.StoreError) as exc:
+        fail(str(exc))
+    reports: list[IndexReport] = []
+    try:
+        with Progress(
+            TextColumn("[bold]{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err,
+            transient=False,
+        ) as progress:
+            for path in paths:
+                bar = _Bar(progress, path.name)
+                indexer = Indexer(conn, embedder, settings.knowledge, progress=bar.update)
+                reports.append(indexer.index(path, repo=repo, git=git))
+    finally:
+        conn.close()
+    for report in reports:
+        typer.echo(
+            f"{report.repo}: {report.files_indexed} indexed, {report.files_unchanged} "
+            f"unchanged, {report.files_deleted} removed, {report.files_skipped} skipped; "
+            f"{report.chunks_embedded} chunks embedded, {report.commits_indexed} commits "
+            f"({report.seconds:.1f}s)"
+        )
+        for note in report.notes:
+            typer.echo(f"  note: {note}", err=True)
+    typer.echo(f"index: {index_path(settings)}")
+
+
+class _Bar:
+    """One progress bar per stage (files, commits) of one indexed directory."""
+
+    def __init__(self, progress: Progress, name: str) -> None:
+        self.progress = progress
+        self.name = name
+        self.tasks: dict[str, TaskID] = {}
+
+    def update(self, stage: str, done: int, total: int) -> None:
+        if stage not in self.tasks:
+            label = f"{self.name}: {STAGE_LABELS.get(stage, stage)}"
+            self.tasks[stage] = self.progress.add_task(label, total=total)
+        self.progress.update(self.tasks[stage], completed=done, total=total)
+
+
+def scry(
+    query: Annotated[str, typer.Argument(help="Words or an identifier.", show_default=False)],
+    limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Results wanted.")] = 10,
+    mode: Annotated[
+        str, typer.Option("--mode", help="hybrid, lexical or semantic.", case_sensitive=False)
+    ] = "hybrid",
+    repo: Annotated[str | None, typer.Option("--repo", help="Only this repository.")] = None,
+    kind: Annotated[
+        str | None, typer.Option("--kind", help="markdown, code, text or commit.")
+    ] = None,
+    path_prefix: Annotated[
+        str | None, typer.Option("--path", help="Only paths starting with this.")
+    ] = None,
+    as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
+    config: ConfigOption = None,
+    socket: SocketOption = None,
+    url: UrlOption = None,
+    token: TokenOption = None,
+    ca: CaOption = None,
+    cert: ClientCertOption = None,
+    key: ClientKeyOption = None,
+) -> None:
+    """Search the project through a running service (Unix socket, or --url over TLS)."""
+    if mode not in ("hybrid", "lexical", "semantic"):
+        fail(f"--mode must be hybrid, lexical or semantic, not {mode!r}")
+    settings = settings_or_exit(config)
+    target = resolve_target(
+        settings, socket=socket, url=url, token=token, ca=ca, cert=cert, key=key
+    )
+    body: dict[str, Any] = {"query": query, "limit": limit, "mode": mode}
+    for name, value in (("repo", repo), ("kind", kind), ("path_prefix", path_prefix)):
+        if value is not None:
+            body[name] = value
+    try:
+        with open_client(target) as client:
+            response = client.post("/api/scry", json=body)
+    except (httpx.HTTPError, OSError) as exc:
+        fail(f"cannot reach the service at {target.describe()}: {exc}", code=1)
+    if response.status_code != 200:
+        try:
+            message = response.json().get("error", response.text)
+        except ValueError:
+            message = response.text
+        fail(f"scry failed ({response.status_code}): {message}", code=1)
+    answer = response.json()
+    if as_json:
+        typer.echo(json.dumps(answer, indent=2))
+        return
+    _print_table(answer, query)
+
+
+def _print_table(answer: dict[str, Any], query: str) -> None:
+    console = Console()
+    if not answer["results"]:
+        console.print(f"no results for {query!r}")
+        return
+    table = Table(title=f"{answer['count']} results ({answer['mode']})", title_justify="left")
+    table.add_column("#", justify="right", style="dim")
+    table.add_column("score", justify="right")
+    table.add_column("where", overflow="fold")
+    table.add_column("found by", style="dim")
+    table.add_column("content", overflow="ellipsis", max_width=80)
+    for i, hit in enumerate(answer["results"], 1):
+        where = f"{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}"
+        snippet = " ".join(hit["content"].split())[:200]
+        table.add_row(str(i), f"{hit['score']:.3f}", where, ",".join(hit["modes"]), snippet)
+    console.print(table)

@@ -1,0 +1,43 @@
+"""Loop prevention: every federated request carries a hop count, and a node federates only
+while the count is below MAX_HOPS.
+
+The node a user asks is hop 0; it sends `X-Patina-Hops: 1` to its mothers, which then
+answer from their own index even when they are configured to federate back (A -> B -> A
+stops at B). A missing header is hop 0; a negative one counts as 0 (so it cannot buy extra
+hops) and an unreadable one as the limit (so it federates nowhere).
+"""
+
+from __future__ import annotations
+
+from typing import Annotated
+
+from fastapi import Depends, Header
+
+HOP_HEADER = "X-Patina-Hops"
+MAX_HOPS = 1
+
+
+def hops_of(
+    x_patina_hops: Annotated[
+        str | None,
+        Header(
+            alias=HOP_HEADER,
+            description="Federation hops so far (set by federating nodes; 0 when absent).",
+        ),
+    ] = None,
+) -> int:
+    """The request's hop count."""
+    if x_patina_hops is None:
+        return 0
+    try:
+        return max(0, int(x_patina_hops.strip()))
+    except ValueError:
+        return MAX_HOPS
+
+
+def may_federate(hops: int) -> bool:
+    """Whether a request at `hops` may fan out to this node's mothers."""
+    return hops < MAX_HOPS
+
+
+HopsDep = Annotated[int, Depends(hops_of)]

@@ -1,0 +1,141 @@
+"""A fully configured `patina serve` for the proving-ground tests: public and admin sockets,
+TLS TCP with a token, a consumers file, optionally the knowledge index over a small project,
+and helpers to push secrets and to measure the process (fds, threads, RSS) from /proc."""
+
+from __future__ import annotations
+
+import os
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import httpx
+
+from service.client import ssl_context
+from service.devcerts import DevCertFiles, write_dev_certs
+from tests.support.process import ServiceProcess, free_port, uds_client
+
+TCP_TOKEN = "pt_proving-token-5b1e90c4"
+CONSUMERS = """
+[[consumers]]
+token = "env"
+scopes = ["read", "list", "cache"]
+allow = ["*"]
+"""
+PROJECT_FILES = {
+    "README.md": "# Demo\n\nThe proving ground indexes this project and searches it.\n",
+    "docs/retry.md": "## Retry policy\n\nRequests are retried with exponential backoff.\n",
+    "src/pool.py": "def open_pool(size: int) -> list[int]:\n    return list(range(size))\n",
+}
+
+
+@dataclass
+class Stack:
+    """A service with every listener on, plus what a client needs to reach each one."""
+
+    service: ServiceProcess
+    certs: DevCertFiles
+    port: int
+
+    @property
+    def pid(self) -> int:
+        assert self.service.proc is not None
+        return self.service.proc.pid
+
+    def uds(self, **kwargs: object) -> httpx.Client:
+        return uds_client(self.service.socket, **kwargs)
+
+    def admin(self, **kwargs: object) -> httpx.Client:
+        return uds_client(self.service.admin_socket, **kwargs)
+
+    def tls(self, *, token: str | None = TCP_TOKEN, timeout: float = 30) -> httpx.Client:
+        headers = {"Authorization": f"Bearer {token}"} if token else {}
+        return httpx.Client(
+            base_url=f"https://localhost:{self.port}",
+            verify=ssl_context(self.certs.ca, None, None),
+            headers=headers,
+            timeout=timeout,
+        )
+
+    def push(self, secrets: dict[str, str]) -> None:
+        with self.admin() as admin:
+            response = admin.put("/admin/secrets", json={"secrets": secrets})
+            assert response.status_code == 200, response.text
+
+
+def make_stack(
+    home: Path,
+    *,
+    knowledge: bool = False,
+    extra_args: list[str] | None = None,
+    env: dict[str, str] | None = None,
+) -> Stack:
+    """Configure (not start) a service under `home` with TLS, a token and consumers."""
+    certs = write_dev_certs(home / "certs")
+    consumers = home / "consumers.toml"
+    consumers.write_text(CONSUMERS)
+    port = free_port()
+    full_env = {
+        "PATINA_SERVE_TOKEN": TCP_TOKEN,
+        "PATINA_SECRETS__CONSUMERS_FILE": str(consumers),
+        "PATINA_SECRETS__DISABLE_CORE_DUMPS": "false",
+    }
+    if knowledge:
+        project = home / "project"
+        for name, text in PROJECT_FILES.items():
+            (project / name).parent.mkdir(parents=True, exist_ok=True)
+            (project / name).write_text(text)
+        full_env["PATINA_KNOWLEDGE__ENABLED"] = "true"
+        full_env["PATINA_KNOWLEDGE__ROOTS"] = f'["{project}"]'
+    full_env.update(env or {})
+    args = [
+        "--tcp",
+        f"127.0.0.1:{port}",
+        "--tls-cert",
+        str(certs.server),
+        "--tls-key",
+        str(certs.server_key),
+        *(extra_args or []),
+    ]
+    return Stack(ServiceProcess(home=home, args=args, env=full_env), certs, port)
+
+
+def index_project(stack: Stack) -> None:
+    """Index the configured roots and wait for the run to finish."""
+    with stack.uds(timeout=120) as client:
+        response = client.post("/api/index", json={"wait": True})
+        assert response.status_code == 200, response.text
+
+
+# -- what the process holds, read from /proc ----------------------------------------------
+def open_fds(pid: int) -> int:
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def proc_status(pid: int, field: str) -> int:
+    """An integer field of /proc/<pid>/status (Threads, VmRSS in kB, ...)."""
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith(field + ":"):
+            return int(line.split()[1])
+    raise KeyError(field)
+
+
+def threads(pid: int) -> int:
+    return proc_status(pid, "Threads")
+
+
+def rss_kib(pid: int) -> int:
+    return proc_status(pid, "VmRSS")
+
+
+def settle(pid: int, *, fds: int, thread_count: int, timeout: float = 30.0) -> tuple[int, int]:
+    """Wait until the process is back to at most `fds` fds and `thread_count` threads;
+    answer what it holds then (the caller asserts)."""
+    deadline = time.monotonic() + timeout
+    now = (open_fds(pid), threads(pid))
+    while time.monotonic() < deadline:
+        now = (open_fds(pid), threads(pid))
+        if now[0] <= fds and now[1] <= thread_count:
+            break
+        time.sleep(0.1)
+    return now
