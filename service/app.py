@@ -45,13 +45,18 @@ def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> 
         docs_url=None,
         redoc_url=None,
         generate_unique_id_function=_operation_id,
+        # No OpenTelemetry spans or metrics from FastAPI itself: our own metrics are
+        # low-cardinality by rule, and spans could carry request data.
+        telemetry={"tracing": False, "metrics": False, "logs": False},
     )
     app.state.resources = resources
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     for router in routers:
         app.include_router(router)
-    app.add_middleware(HardeningMiddleware, resources=resources)
+    app.add_middleware(
+        HardeningMiddleware, resources=resources, fast_routes=core_routes.FAST_ROUTES
+    )
     return app
 
 

@@ -50,7 +50,8 @@ class Principal:
 _bearer = HTTPBearer(auto_error=False, description="Token for TCP callers; sockets need none.")
 
 
-def get_resources(request: Request) -> Resources:
+async def get_resources(request: Request) -> Resources:
+    # async: a plain def dependency would hop to the thread pool on every request.
     resources: Resources = request.app.state.resources
     return resources
 

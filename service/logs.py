@@ -52,6 +52,10 @@ def _text_value(value: Any) -> str:
 
 
 def configure_logging(fmt: str = "text", level: str = "info") -> None:
+    # Not recorded by our formatters; skipping them saves work on every access line.
+    logging.logThreads = False
+    logging.logProcesses = False
+    logging.logMultiprocessing = False
     handler = logging.StreamHandler(sys.stderr)
     handler.setFormatter(JsonFormatter() if fmt == "json" else TextFormatter())
     root = logging.getLogger()

@@ -46,6 +46,7 @@ BIN = Path(sys.executable).parent
 START_TIMEOUT = 60.0
 TICKS = os.sysconf("SC_CLK_TCK")
 
+STOP_SIGNALS = {signal.SIGTERM, signal.SIGINT}
 UDS_P99_TARGET_MS = 2.0
 RATIO_TARGET = 0.7
 
@@ -229,6 +230,8 @@ def spawn(
     out = log.open("wb")
 
     def pin() -> None:
+        # The child must not inherit the start-up phase's blocked signals.
+        signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
         if cpus is not None:
             os.sched_setaffinity(0, cpus)
 
@@ -434,6 +437,19 @@ async def measure(fleet: Fleet, args: argparse.Namespace) -> dict[Key, Result]:
     return results
 
 
+async def measure_until_signal(fleet: Fleet, args: argparse.Namespace) -> dict[Key, Result]:
+    """`measure`, stopped cleanly by SIGTERM or SIGINT (the loop owns signals meanwhile)."""
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    assert task is not None
+    for sig in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(sig, task.cancel)
+    try:
+        return await measure(fleet, args)
+    except asyncio.CancelledError:
+        raise SystemExit("interrupted") from None
+
+
 def report(results: dict[Key, Result], args: argparse.Namespace) -> bool:
     """Print the table and the verdicts; True when every target is met."""
     lines = [
@@ -527,10 +543,16 @@ def main() -> int:
     started: list[Server] = []
     try:
         with sigterm_as_exit():
-            fleet = start_fleet(tmp, server_set, started)
+            # Signals wait until every server is started and tracked (start-up is bounded),
+            # so an interruption cannot leave an untracked child behind.
+            signal.pthread_sigmask(signal.SIG_BLOCK, STOP_SIGNALS)
+            try:
+                fleet = start_fleet(tmp, server_set, started)
+            finally:
+                signal.pthread_sigmask(signal.SIG_UNBLOCK, STOP_SIGNALS)
             if client_set:
                 os.sched_setaffinity(0, client_set)
-            results = uvloop.run(measure(fleet, args))
+            results = uvloop.run(measure_until_signal(fleet, args))
             print()
             met = report(results, args)
     finally:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
@@ -10,6 +12,7 @@ from pydantic import BaseModel
 from service import NAME, __version__
 from service.auth import Caller, ResourcesDep
 from service.errors import error_responses
+from service.resources import Resources
 
 router = APIRouter()
 
@@ -25,16 +28,29 @@ class VersionInfo(BaseModel):
     name: str
 
 
+def health_payload(resources: Resources) -> dict[str, Any]:
+    return {"status": "ok", "version": __version__, "uptime_secs": int(resources.uptime_secs)}
+
+
+def version_payload(resources: Resources) -> dict[str, Any]:
+    return {"version": __version__, "name": NAME}
+
+
+# Answered by the hardening middleware directly (same payloads as the routes below, which
+# remain for OpenAPI and for apps built without the fast path).
+FAST_ROUTES = {"/health": health_payload, "/version": version_payload}
+
+
 @router.get("/health", operation_id="health", tags=["service"])
 async def health(resources: ResourcesDep) -> Health:
     """Liveness: answers while the process serves. Open to every caller."""
-    return Health(status="ok", version=__version__, uptime_secs=int(resources.uptime_secs))
+    return Health.model_validate(health_payload(resources))
 
 
 @router.get("/version", operation_id="version", tags=["service"])
-async def version() -> VersionInfo:
+async def version(resources: ResourcesDep) -> VersionInfo:
     """The service's name and version. Open to every caller."""
-    return VersionInfo(version=__version__, name=NAME)
+    return VersionInfo.model_validate(version_payload(resources))
 
 
 @router.get(

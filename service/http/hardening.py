@@ -8,11 +8,12 @@ headers on every response, a JSON 500 that reveals nothing, metrics and one acce
 from __future__ import annotations
 
 import asyncio
+import itertools
 import json
 import logging
 import re
 import time
-import uuid
+from collections.abc import Callable, Mapping
 from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
@@ -35,17 +36,33 @@ _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 QUIET_ROUTES = frozenset({"/health", "/admin/status"})
 
 
+# A GET answered by the middleware itself: resources -> JSON-able payload.
+FastRoute = Callable[[Resources], dict[str, Any]]
+
+
 class RequestTimeout(ServiceError):
     status = 408
 
 
 class HardeningMiddleware:
-    def __init__(self, app: ASGIApp, resources: Resources) -> None:
+    def __init__(
+        self,
+        app: ASGIApp,
+        resources: Resources,
+        fast_routes: Mapping[str, FastRoute] | None = None,
+    ) -> None:
         self.app = app
         self.resources = resources
         self.metrics = resources.metrics.http
         self.max_body = resources.settings.max_body_bytes
         self.body_timeout = resources.settings.body_timeout_secs
+        # GET routes answered here without FastAPI's routing (health probes arrive every
+        # second); their FastAPI twins stay registered for OpenAPI.
+        self.fast_routes = fast_routes or {}
+        self._request_ids = itertools.count(1)
+        self._id_prefix = resources.boot_id[:12]
+        # Labelled metric children, cached: `.labels()` is a measurable share of a request.
+        self._observers: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -54,7 +71,7 @@ class HardeningMiddleware:
         started = time.perf_counter()
         conn = connection_of(scope)
         transport = conn.transport if conn else "asgi"
-        request_id = _request_id(scope)
+        request_id = self._request_id(scope)
         status = 500
         response_started = False
 
@@ -72,41 +89,67 @@ class HardeningMiddleware:
 
         in_flight = self.metrics.in_flight.labels(transport)
         in_flight.inc()
+        route = "unmatched"
         try:
             rejection = self._reject_early(scope, conn, transport)
+            fast = self.fast_routes.get(scope["path"]) if scope["method"] == "GET" else None
             if rejection is not None:
                 await _send_error(send_wrapper, *rejection)
+            elif fast is not None:
+                route = scope["path"]
+                await _send_json(send_wrapper, 200, fast(self.resources))
             else:
                 await self.app(scope, self._capped_receive(receive), send_wrapper)
+                route = _route(scope)
         except Exception:
+            route = _route(scope)
             log.exception(
-                "unhandled error",
-                extra={"fields": {"request_id": request_id, "route": _route(scope)}},
+                "unhandled error", extra={"fields": {"request_id": request_id, "route": route}}
             )
             if not response_started:
                 await _send_error(send_wrapper, 500, "internal server error")
         finally:
             in_flight.dec()
             elapsed = time.perf_counter() - started
-            route = _route(scope)
-            method = scope["method"]
-            self.metrics.requests.labels(route, method, str(status), transport).inc()
-            self.metrics.duration.labels(route, method, transport).observe(elapsed)
-            access_log.log(
-                logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO,
-                "request",
-                extra={
-                    "fields": {
-                        "request_id": request_id,
-                        "transport": transport,
-                        "principal": scope.get("patina.principal", "-"),
-                        "method": method,
-                        "route": route,
-                        "status": status,
-                        "duration_ms": round(elapsed * 1000, 3),
-                    }
-                },
+            if route == "unmatched":
+                route = _route(scope)
+            self._observe(route, scope["method"], status, transport, elapsed)
+            level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
+            if access_log.isEnabledFor(level):
+                access_log.log(
+                    level,
+                    "request",
+                    extra={
+                        "fields": {
+                            "request_id": request_id,
+                            "transport": transport,
+                            "principal": scope.get("patina.principal", "-"),
+                            "method": scope["method"],
+                            "route": route,
+                            "status": status,
+                            "duration_ms": round(elapsed * 1000, 3),
+                        }
+                    },
+                )
+
+    def _observe(self, route: str, method: str, status: int, transport: str, secs: float) -> None:
+        key = (route, method, status, transport)
+        children = self._observers.get(key)
+        if children is None:
+            children = (
+                self.metrics.requests.labels(route, method, str(status), transport),
+                self.metrics.duration.labels(route, method, transport),
             )
+            self._observers[key] = children
+        children[0].inc()
+        children[1].observe(secs)
+
+    def _request_id(self, scope: Scope) -> str:
+        for name, value in scope["headers"]:
+            if name == b"x-request-id" and _REQUEST_ID_OK.match(value):
+                return bytes(value).decode()
+        # Unique within this boot; cheaper than uuid4 on every request.
+        return f"{self._id_prefix}-{next(self._request_ids):x}"
 
     def _reject_early(self, scope: Scope, conn: Any, transport: str) -> tuple[int, str] | None:
         """Refusals that need no handler: a disallowed socket peer, a declared oversize body."""
@@ -136,7 +179,8 @@ class HardeningMiddleware:
         async def wrapped() -> Message:
             nonlocal received
             try:
-                message = await asyncio.wait_for(receive(), timeout)
+                async with asyncio.timeout(timeout):
+                    message = await receive()
             except TimeoutError:
                 rejected.labels("body_timeout").inc()
                 raise RequestTimeout("request body arrived too slowly") from None
@@ -155,11 +199,11 @@ def _route(scope: Scope) -> str:
     return str(path) if isinstance(path, str) else "unmatched"
 
 
-def _request_id(scope: Scope) -> str:
-    for name, value in scope["headers"]:
-        if name == b"x-request-id" and _REQUEST_ID_OK.match(value):
-            return bytes(value).decode()
-    return uuid.uuid4().hex
+async def _send_json(send: Send, status: int, payload: Any) -> None:
+    body = json.dumps(payload, separators=(",", ":")).encode()
+    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
+    await send({"type": "http.response.start", "status": status, "headers": headers})
+    await send({"type": "http.response.body", "body": body})
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:

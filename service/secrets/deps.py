@@ -11,7 +11,7 @@ from service.errors import ServiceBusy
 from service.secrets.broker import SecretsBroker
 
 
-def get_broker(resources: ResourcesDep) -> SecretsBroker:
+async def get_broker(resources: ResourcesDep) -> SecretsBroker:
     """The running broker; 503 when the service was started without it."""
     broker = resources.secrets
     if broker is None:

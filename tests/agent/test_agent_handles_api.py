@@ -60,7 +60,7 @@ def clock(resources: Resources) -> Clock:
 
 
 @pytest.fixture
-async def client(resources: Resources, clock: Clock) -> AsyncIterator[Client]:
+async def client(resources: Resources, clock: Clock) -> Client:
     public, admin = create_app(resources), create_admin_app(resources)
 
     @asynccontextmanager
@@ -76,7 +76,7 @@ async def client(resources: Resources, clock: Clock) -> AsyncIterator[Client]:
             json={"secrets": {"API_TOKEN": TRIPWIRE, "SHARED_KEY": "shared-value-0001"}},
         )
         assert pushed.status_code == 200, pushed.text
-    yield as_
+    return as_
 
 
 async def mint(c: httpx.AsyncClient, name: str, **extra: object) -> str:

@@ -84,8 +84,10 @@ async def test_every_response_carries_security_headers_and_no_cors(
 
 
 async def test_request_id_is_generated_or_echoed_when_safe(owner: httpx.AsyncClient) -> None:
-    generated = (await owner.get("/health")).headers["x-request-id"]
-    assert len(generated) == 32
+    first = (await owner.get("/health")).headers["x-request-id"]
+    second = (await owner.get("/metrics")).headers["x-request-id"]
+    assert first != second
+    assert first.split("-")[0] == second.split("-")[0]  # one boot prefix, a counter after it
     echoed = await owner.get("/health", headers={"X-Request-Id": "abc-123"})
     assert echoed.headers["x-request-id"] == "abc-123"
     unsafe = await owner.get("/health", headers={"X-Request-Id": "a b\x7f"})

@@ -85,6 +85,7 @@ class FuzzReport:
     target: str
     sent: int = 0
     unsendable: int = 0
+    unresponsive: bool = False
     statuses: Counter[tuple[str, int]] = field(default_factory=Counter)
     findings: dict[tuple[str, int, str], Finding] = field(default_factory=dict)
 
@@ -112,14 +113,21 @@ def fuzz(
     examples: int,
     headers: dict[str, str] | None = None,
     seed: int | None = None,
+    exclude: frozenset[str] = frozenset(),
 ) -> FuzzReport:
-    """Send `examples` positive and `examples` negative cases per operation through `client`."""
+    """Send `examples` positive and `examples` negative cases per operation through `client`.
+
+    `exclude` (and PATINA_FUZZ_EXCLUDE, comma-separated) names operations to leave out,
+    e.g. `POST /api/index`, when chasing another finding by hand."""
     schema = schemathesis.openapi.from_dict(document)
     report = FuzzReport(target)
     base_url = str(client.base_url).rstrip("/")
     seed = seed if seed is not None else int(os.environ.get("PATINA_FUZZ_SEED", "0")) or None
+    exclude = exclude | {x for x in os.environ.get("PATINA_FUZZ_EXCLUDE", "").split(",") if x}
     for result in schema.get_all_operations():
         operation = result.ok()
+        if operation.label in exclude:
+            continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode, headers=headers)
 
@@ -141,12 +149,16 @@ def fuzz(
             except Unsatisfiable:
                 # Negative mode on an operation with nothing to break (e.g. GET /health).
                 pass
+            if report.unresponsive:
+                return report
     return report
 
 
 def _send_and_check(
     client: httpx.Client, case: schemathesis.Case, base_url: str, mode: str, report: FuzzReport
 ) -> None:
+    if report.unresponsive:
+        return
     kwargs = case.as_transport_kwargs(base_url=base_url)
     data = kwargs.get("data")
     try:
@@ -162,6 +174,13 @@ def _send_and_check(
     except httpx.LocalProtocolError:
         # httpx refuses to put some generated header values on the wire at all.
         report.unsendable += 1
+        return
+    except httpx.TransportError as exc:
+        # No answer: the server hung or dropped the connection. Later cases would only
+        # pile up behind it, so this target stops here.
+        request = f"{kwargs['method']} {kwargs['url']} json={kwargs.get('json')!r:.200}"
+        report.add(Finding(case.operation.label, mode, 0, f"no answer: {exc!r}", request))
+        report.unresponsive = True
         return
     report.sent += 1
     label = case.operation.label

@@ -5,6 +5,7 @@ and helpers to push secrets and to measure the process (fds, threads, RSS) from 
 from __future__ import annotations
 
 import os
+import socket
 import time
 from dataclasses import dataclass
 from pathlib import Path
@@ -105,6 +106,16 @@ def index_project(stack: Stack) -> None:
     with stack.uds(timeout=120) as client:
         response = client.post("/api/index", json={"wait": True})
         assert response.status_code == 200, response.text
+
+
+def accepts(path: Path) -> bool:
+    """True when something accepts connections on the Unix socket (probe closed at once)."""
+    with socket.socket(socket.AF_UNIX) as probe:
+        try:
+            probe.connect(str(path))
+        except OSError:
+            return False
+    return True
 
 
 # -- what the process holds, read from /proc ----------------------------------------------
