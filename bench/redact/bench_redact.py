@@ -29,11 +29,40 @@ from service.secrets.redact import Scrubber, scrub_fd
 from service.secrets.vault import init_vault, write_vault
 
 PATINA = str(Path(sys.executable).with_name("patina"))
-WORDS = (
-    "GET POST /api/v1/items status=200 latency_ms user_id request_id INFO WARN DEBUG "
-    "connection established retrying upstream timeout cache hit miss build step compiling "
-    "test passed failed src/main.rs line column warning: unused variable"
-).split()
+WORDS = tuple(
+    [
+        "GET",
+        "POST",
+        "/api/v1/items",
+        "status=200",
+        "latency_ms",
+        "user_id",
+        "request_id",
+        "INFO",
+        "WARN",
+        "DEBUG",
+        "connection",
+        "established",
+        "retrying",
+        "upstream",
+        "timeout",
+        "cache",
+        "hit",
+        "miss",
+        "build",
+        "step",
+        "compiling",
+        "test",
+        "passed",
+        "failed",
+        "src/main.rs",
+        "line",
+        "column",
+        "warning:",
+        "unused",
+        "variable",
+    ]
+)
 
 
 def make_stream(path: Path, size: int, values: list[str], rng: random.Random) -> int:

@@ -36,6 +36,7 @@ from service.knowledge.embedder import Embedder
 from service.knowledge.indexer import Indexer, IndexReport
 from service.knowledge.model import ModelError
 from service.knowledge.service import index_path
+from service.mother.cli import mother_scry
 
 STAGE_LABELS = {"files": "files", "commits": "commits"}
 
@@ -122,6 +123,12 @@ def scry(
         str | None, typer.Option("--path", help="Only paths starting with this.")
     ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the raw JSON answer.")] = False,
+    federate: Annotated[
+        bool, typer.Option("--federate", help="Also ask the service's mother nodes.")
+    ] = False,
+    mother: Annotated[
+        str | None, typer.Option("--mother", help="Ask this configured mother node directly.")
+    ] = None,
     config: ConfigOption = None,
     socket: SocketOption = None,
     url: UrlOption = None,
@@ -141,6 +148,16 @@ def scry(
     for name, value in (("repo", repo), ("kind", kind), ("path_prefix", path_prefix)):
         if value is not None:
             body[name] = value
+    if federate:
+        body["federate"] = True
+    if mother is not None:
+        # The node's own URL, token file and certificates, from the [[mothers]] settings.
+        answer = mother_scry(settings, mother, body)
+        if as_json:
+            typer.echo(json.dumps(answer, indent=2))
+        else:
+            _print_table(answer, query)
+        return
     try:
         with open_client(target) as client:
             response = client.post("/api/scry", json=body)
@@ -172,6 +189,8 @@ def _print_table(answer: dict[str, Any], query: str) -> None:
     table.add_column("content", overflow="ellipsis", max_width=80)
     for i, hit in enumerate(answer["results"], 1):
         where = f"{hit['repo']}:{hit['path']}:{hit['start_line']}-{hit['end_line']}"
+        if hit.get("node"):
+            where = f"[{hit['node']}] {where}"
         snippet = " ".join(hit["content"].split())[:200]
         table.add_row(str(i), f"{hit['score']:.3f}", where, ",".join(hit["modes"]), snippet)
     console.print(table)

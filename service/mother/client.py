@@ -8,6 +8,7 @@ queries. Answers are read with a size cap: a node is a peer, not a trusted party
 
 from __future__ import annotations
 
+import json
 import ssl
 from typing import Any
 
@@ -130,7 +131,7 @@ class MotherClient:
                     raise AnswerTooLarge()
             status = response.status_code
         try:
-            return status, response.json() if body else None
+            return status, json.loads(body) if body else None
         except ValueError:
             return status, None
 

@@ -4,8 +4,8 @@ Each node gets its own deadline (its `timeout_ms`); a node that is dead, slow, s
 refuses us costs at most that deadline and shows up in `nodes` with its status, while the
 others' results still come back. The lists are merged with reciprocal rank fusion (each
 node's rank, not its score, decides, since scores from different indexes do not compare);
-a chunk found on several nodes (same repo, path, lines and content) is kept once and ranks
-higher. Every result is labelled with the node that found it (`local` for this one).
+a chunk found on several nodes (same repo, path, lines and content) is kept once, at its
+best rank. Every result is labelled with the node that found it (`local` for this one).
 
 The local query runs under the core's gate as any scry does; the fan-out to the nodes takes
 one more slot (`bounded.run_async`), so a full gate answers 503 rather than queueing.
@@ -239,14 +239,16 @@ def classify(code: int, body: Any) -> tuple[Outcome, list[dict[str, Any]], str |
 def merge(lists: list[tuple[str, list[dict[str, Any]]]], *, limit: int) -> list[dict[str, Any]]:
     """Reciprocal rank fusion of each node's ranked results, each labelled with its node.
 
-    Order: fused score, then the node's own score, then the node's place in `lists` (local
-    first), so equal inputs give equal outputs."""
+    A chunk held by several nodes (overlapping indexes, e.g. the same repository on a
+    laptop and a mother) is kept once, at its best rank: its copies must not outvote the
+    results only one node has. Ties go to the node's own score, then to the node's place
+    in `lists` (local first), so equal inputs give equal outputs."""
     fused: dict[tuple[Any, ...], float] = {}
     best: dict[tuple[Any, ...], tuple[int, int, dict[str, Any]]] = {}
     for place, (node, results) in enumerate(lists):
         for rank, result in enumerate(results, 1):
             key = _identity(node, result)
-            fused[key] = fused.get(key, 0.0) + 1.0 / (RRF_K + rank)
+            fused[key] = max(fused.get(key, 0.0), 1.0 / (RRF_K + rank))
             if key not in best or (rank, place) < best[key][:2]:
                 best[key] = (rank, place, {**result, "node": node})
     order = sorted(
@@ -301,6 +303,8 @@ async def open_federation(resources: Resources) -> Federation:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise StartupError(f"mother names must be unique: {', '.join(duplicates)}")
+    # httpx logs every request at INFO; the nodes' outcomes are logged here instead.
+    logging.getLogger("httpx").setLevel(logging.WARNING)
     clients: list[MotherClient] = []
     try:
         for node in nodes:

@@ -13,6 +13,7 @@ import json
 import os
 import secrets
 import shutil
+import ssl
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -184,7 +185,7 @@ class Stack:
         health = state.get("Health") or state.get("Healthcheck") or {}
         return str(health.get("Status", "absent"))
 
-    def wait_healthy(self, *services: str, timeout: float = 90) -> None:
+    def wait_healthy(self, *services: str, timeout: float = 180) -> None:
         deadline = time.monotonic() + timeout
         for service in services:
             while self.health(service) != "healthy":
@@ -211,7 +212,7 @@ class Stack:
         headers = {"Authorization": f"Bearer {token}"} if token else {}
         return httpx.Client(
             base_url=f"https://localhost:{self.tls_port}",
-            verify=str(self.certs / "ca.pem"),
+            verify=ssl.create_default_context(cafile=self.certs / "ca.pem"),
             headers=headers,
             timeout=30,
         )

@@ -70,7 +70,7 @@ def test_image_keeps_its_healthcheck_labels_and_non_root_user(image: str) -> Non
     assert config["User"] == "10001:10001"
     assert config["Entrypoint"] == ["patina"]
     # Kept only in the Docker image format (podman reports it at the top level).
-    healthcheck = info.get("HealthCheck") or config["Healthcheck"]
+    healthcheck = info.get("Healthcheck") or config["Healthcheck"]
     assert healthcheck["Test"][0] == "CMD-SHELL"
     assert "patina-healthcheck" in healthcheck["Test"][1]
     assert config["Labels"]["org.opencontainers.image.title"] == "patina-serve"
@@ -105,6 +105,8 @@ def test_image_refuses_to_serve_a_tampered_model(image: str) -> None:
             "0",
             "--env",
             "PATINA_RUN_DIR=/tmp/run",
+            "--env",
+            "PATINA_ADMIN_SOCKET_PATH=/tmp/run/admin.sock",
             "--entrypoint",
             "sh",
             image,
@@ -132,20 +134,18 @@ def test_host_reaches_health_over_the_bind_mounted_socket(stack: Stack) -> None:
 
 def test_index_the_mounted_project_then_scry_finds_it(stack: Stack) -> None:
     with stack.client() as client:
-        started = client.post("/api/index", json={})
-        assert started.status_code in (200, 202), started.text
-
-        def finished() -> dict[str, Any] | None:
-            status: dict[str, Any] = client.get("/api/index/status").json()
-            return None if status.get("running") else status
-
-        wait_for(finished, timeout=120, what="the index run to finish")
-        response = client.post(
-            "/api/scry", json={"query": "when is the next high tide", "limit": 5}
-        )
+        indexed = client.post("/api/index", json={"wait": True}, timeout=300)
+        assert indexed.status_code == 200, indexed.text
+        report = indexed.json()
+        assert report["state"] == "succeeded", report
+        assert report["paths"] == ["/project"]
+        assert report["chunks"] >= 2
+        response = client.post("/api/scry", json={"query": "when is the next high tide"})
     assert response.status_code == 200, response.text
     results = response.json()["results"]
-    assert any("predict_high_tide" in r["content"] for r in results), results
+    assert results
+    assert results[0]["path"].endswith("tides.py"), results
+    assert "predict_high_tide" in results[0]["content"]
 
 
 def test_host_reads_a_secret_the_sidecar_pushed_from_the_age_vault(stack: Stack) -> None:

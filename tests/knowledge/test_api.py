@@ -40,7 +40,7 @@ async def test_scry_answers_the_patina_contract_plus_location_and_modes(
     assert body["count"] == len(body["results"]) > 0
     assert body["mode"] == "hybrid"
     top = body["results"][0]
-    assert PATINA_FIELDS <= set(top)
+    assert set(top) >= PATINA_FIELDS
     assert (top["path"], top["start_line"], top["end_line"]) == ("src/retry.py", 6, 8)
     assert top["source_id"] == "src/retry.py"
     assert top["event_type"] == "code.definition"
@@ -138,7 +138,8 @@ async def test_metrics_record_scry_embedding_and_index_size(
     assert 'scry_duration_seconds_count{mode="hybrid"} 1.0' in text
     assert 'scry_duration_seconds_count{mode="lexical"} 1.0' in text
     assert "embed_duration_seconds_count 1.0" in text  # lexical embeds nothing
-    assert "knowledge_chunks " in text and "knowledge_chunks 0.0" not in text
+    assert "knowledge_chunks " in text
+    assert "knowledge_chunks 0.0" not in text
     assert "knowledge_documents 5.0" in text
     assert "invoice" not in text  # never a query in a label
 
@@ -178,7 +179,8 @@ async def test_index_route_accepted_runs_in_background(
                 break
             await asyncio.sleep(0.05)
         assert status["state"] == "succeeded"
-        assert resources.knowledge is not None and resources.knowledge.chunk_count > 0
+        assert resources.knowledge is not None
+        assert resources.knowledge.chunk_count > 0
 
 
 async def test_index_paths_outside_roots_are_refused_including_symlink_escapes(

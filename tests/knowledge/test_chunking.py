@@ -6,7 +6,10 @@ from service.knowledge.chunking import ChunkLimits, chunk_document, kind_of
 
 
 def test_markdown_is_split_at_headings_but_not_inside_code_fences() -> None:
-    text = "# Title\nintro\n\n## Part one\nbody one\n```\n# comment, not a heading\n```\n## Part two\nbody two\n"
+    text = (
+        "# Title\nintro\n\n## Part one\nbody one\n"
+        "```\n# comment, not a heading\n```\n## Part two\nbody two\n"
+    )
     chunks = chunk_document("guide.md", text)
     assert [c.text.splitlines()[0] for c in chunks] == ["# Title", "## Part one", "## Part two"]
     assert [(c.start_line, c.end_line) for c in chunks] == [(1, 3), (4, 8), (9, 10)]
@@ -22,7 +25,8 @@ def test_python_is_split_at_top_level_definitions_with_their_decorators() -> Non
     spans = {c.text.splitlines()[0]: (c.start_line, c.end_line) for c in chunks}
     assert spans["@decorator"] == (4, 6)
     assert spans["class Second:"] == (9, 11)
-    assert "import os" in spans and "VALUE = 3" in spans
+    assert "import os" in spans
+    assert "VALUE = 3" in spans
     assert all(c.event_type == "code.definition" for c in chunks)
 
 

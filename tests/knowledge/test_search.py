@@ -101,7 +101,8 @@ def test_filters_by_repo_kind_and_path_prefix(
     only_md = service.scry(Query(IDENTIFIER, limit=10, kind="markdown"))
     assert {h.chunk.kind for h in only_md} == {"markdown"}
     in_src = service.scry(Query("invoice", limit=10, path_prefix="src/"))
-    assert in_src and all(h.chunk.path.startswith("src/") for h in in_src)
+    assert in_src
+    assert all(h.chunk.path.startswith("src/") for h in in_src)
     for mode in ("lexical", "semantic"):
         filtered = service.scry(Query("retry", mode=mode, limit=10, path_prefix="docs/"))  # type: ignore[arg-type]
         assert all(h.chunk.path.startswith("docs/") for h in filtered)

@@ -255,4 +255,3 @@ def start_cluster() -> Iterator[Cluster]:
             node.process.kill()
         silent.close()
         shutil.rmtree(base, ignore_errors=True)
-

@@ -1,0 +1,200 @@
+"""Slow and greedy clients: slow headers, slow bodies, thousands of idle connections and a
+flood of queries that time out. Afterwards threads and fds are back to their baseline,
+gate slots are free again, and `/health` answered all along.
+
+The service runs with small limits so the test is quick: 1 s header and body timeouts, a
+connection cap of 100 per listener, 2 query slots and a 1 ms query deadline.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures
+import contextlib
+import shutil
+import socket
+import threading
+import time
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+import httpx
+import pytest
+
+from tests.proving.stack import Stack, make_stack, settle
+
+pytestmark = pytest.mark.slow
+
+CAP = 100
+SLOTS = 2
+IDLE_CONNECTIONS = 2000
+
+
+@pytest.fixture(scope="module")
+def stack() -> Iterator[Stack]:
+    home = short_home = None
+    try:
+        from tests.support.process import short_tmp_dir
+
+        home = short_home = short_tmp_dir("sc")
+        stack = make_stack(
+            home,
+            knowledge=True,
+            env={
+                "PATINA_HEADER_TIMEOUT_SECS": "1",
+                "PATINA_BODY_TIMEOUT_SECS": "1",
+                "PATINA_MAX_CONNECTIONS": str(CAP),
+                "PATINA_MAX_CONCURRENT_QUERIES": str(SLOTS),
+                "PATINA_QUERY_TIMEOUT_MS": "1",
+            },
+        )
+        stack.service.start(timeout=120)
+        _warm_up(stack)
+        yield stack
+    finally:
+        if home is not None:
+            stack.service.kill()
+            shutil.rmtree(short_home or home, ignore_errors=True)
+
+
+def _warm_up(stack: Stack) -> None:
+    """Create the threads a service keeps (query workers, TLS) before taking a baseline."""
+    with concurrent.futures.ThreadPoolExecutor(SLOTS) as pool:
+        for _ in range(3):
+            list(pool.map(lambda _: _scry(stack), range(SLOTS)))
+    with stack.tls() as tls, stack.admin() as admin:
+        tls.get("/health")
+        admin.get("/admin/status")
+
+
+def _scry(stack: Stack) -> int:
+    with stack.uds(timeout=30) as client:
+        return client.post("/api/scry", json={"query": "retry backoff policy"}).status_code
+
+
+@dataclass
+class HealthWatch:
+    """Polls /health on the public socket and on the admin socket while a test runs."""
+
+    stack: Stack
+    public: Counter[int | str] = field(default_factory=Counter)
+    admin: Counter[int | str] = field(default_factory=Counter)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for counter, connect in ((self.public, self.stack.uds), (self.admin, self.stack.admin)):
+                try:
+                    with connect(timeout=5) as client:
+                        counter[client.get("/health").status_code] += 1
+                except httpx.HTTPError as exc:
+                    counter[type(exc).__name__] += 1
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def health_watch(stack: Stack) -> Iterator[HealthWatch]:
+    watch = HealthWatch(stack)
+    thread = threading.Thread(target=watch.run)
+    thread.start()
+    try:
+        yield watch
+    finally:
+        watch.stop.set()
+        thread.join(30)
+
+
+def _baseline(stack: Stack) -> tuple[int, int]:
+    return settle(stack.pid, fds=10_000, thread_count=10_000, timeout=0)
+
+
+def _assert_back_to(stack: Stack, baseline: tuple[int, int]) -> None:
+    fds, thread_count = settle(stack.pid, fds=baseline[0], thread_count=baseline[1])
+    assert fds <= baseline[0], f"fds {fds} > baseline {baseline[0]}"
+    assert thread_count <= baseline[1], f"threads {thread_count} > baseline {baseline[1]}"
+
+
+def _raw(stack: Stack) -> socket.socket:
+    sock = socket.socket(socket.AF_UNIX)
+    sock.connect(str(stack.service.socket))
+    return sock
+
+
+def _drain(sock: socket.socket, timeout: float = 10.0) -> bytes:
+    sock.settimeout(timeout)
+    data = b""
+    with contextlib.suppress(OSError):
+        while chunk := sock.recv(65536):
+            data += chunk
+    return data
+
+
+def test_slow_headers_and_slow_bodies_are_cut_off(stack: Stack) -> None:
+    baseline = _baseline(stack)
+    with health_watch(stack) as watch:
+        slow_headers = [_raw(stack) for _ in range(40)]
+        slow_bodies = [_raw(stack) for _ in range(40)]
+        for sock in slow_headers:
+            sock.sendall(b"GET /health HTTP/1.1\r\nHost: x\r\n")  # never finished
+        for sock in slow_bodies:
+            sock.sendall(
+                b"POST /api/scry HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                b"Content-Length: 100\r\n\r\n{"
+            )
+        answers = [_drain(sock) for sock in slow_headers + slow_bodies]
+        for sock in slow_headers + slow_bodies:
+            sock.close()
+    assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers), set(a[:40] for a in answers)
+    assert all(b'{"error":' in a.replace(b'": ', b'":') for a in answers)
+    assert set(watch.public) == {200} and set(watch.admin) == {200}, (watch.public, watch.admin)
+    _assert_back_to(stack, baseline)
+
+
+def test_thousands_of_idle_connections_are_bounded_and_reaped(stack: Stack) -> None:
+    baseline = _baseline(stack)
+    with health_watch(stack) as watch:
+        idle = [_raw(stack) for _ in range(IDLE_CONNECTIONS)]
+        # Over the cap a request is refused at once with a 503, not queued.
+        with stack.uds(timeout=5) as client:
+            busy = client.get("/version")
+        # Idle connections are closed by the server after the header timeout.
+        closed = sum(_drain(sock, timeout=15) == b"" for sock in idle)
+        for sock in idle:
+            sock.close()
+    assert busy.status_code == 503
+    assert closed == IDLE_CONNECTIONS
+    # Another listener has its own cap: the admin socket's /health answered all along.
+    assert set(watch.admin) == {200}, watch.admin
+    assert set(watch.public) <= {200, 503}, watch.public
+    _assert_back_to(stack, baseline)
+    with stack.uds() as client:
+        assert client.get("/health").status_code == 200
+
+
+def test_refusal_over_the_connection_cap_is_a_json_error(stack: Stack) -> None:
+    idle = [_raw(stack) for _ in range(CAP + 10)]
+    try:
+        with stack.uds(timeout=5) as client:
+            busy = client.get("/version")
+    finally:
+        for sock in idle:
+            sock.close()
+    assert busy.status_code == 503
+    assert busy.headers["content-type"] == "application/json", busy.text
+    assert busy.json().keys() == {"error"}
+
+
+def test_a_flood_of_timing_out_queries_leaks_no_slot_thread_or_fd(stack: Stack) -> None:
+    baseline = _baseline(stack)
+    with (
+        health_watch(stack) as watch,
+        concurrent.futures.ThreadPoolExecutor(20) as pool,
+    ):
+        statuses = Counter(pool.map(lambda _: _scry(stack), range(1000)))
+    assert set(statuses) <= {503, 504}, statuses
+    assert statuses[504] > 0, statuses
+    assert set(watch.public) == {200} and set(watch.admin) == {200}, (watch.public, watch.admin)
+    _assert_back_to(stack, baseline)
+    # Every slot came back: one query at a time always gets a slot (and then its deadline),
+    # never "busy".
+    assert [_scry(stack) for _ in range(SLOTS * 3)] == [504] * (SLOTS * 3)
