@@ -38,29 +38,32 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
       > requirements.txt \
  && "$VIRTUAL_ENV/bin/pip" install --require-virtualenv -c constraints.txt -r requirements.txt
 
-# The project itself: build its wheel, then install that wheel (not the source tree) under the
-# same pins.
-COPY README.md ./
-COPY service ./service
-RUN "$VIRTUAL_ENV/bin/pip" wheel --no-deps --wheel-dir /wheels . \
- && "$VIRTUAL_ENV/bin/pip" install --require-virtualenv -c constraints.txt /wheels/patina_serve-*.whl
-
-# Trim what the service never runs (~75 MB of ~340 MB):
-# * the installers themselves, and numpy's compiler front-end (f2py) and C headers;
+# Trim what the service never runs (~75 MB), before the project's code arrives so that this
+# layer stays cached while the code changes:
 # * the Hugging Face Hub client and its HTTP stack, which `tokenizers` requires only for
 #   `from_pretrained` downloads: without it the image cannot fetch a model even by mistake;
-# * test suites and model-conversion tooling that some wheels carry;
+# * numpy's compiler front-end (f2py) and C headers, test suites and the model-conversion
+#   tooling that some wheels carry;
 # * debug symbols of extension modules (uvloop alone drops from 13 MB to 2 MB). The libraries
 #   vendored by auditwheel (*.libs/) are left alone: they were rewritten by patchelf.
 RUN "$VIRTUAL_ENV/bin/pip" uninstall --yes huggingface-hub hf-xet fsspec tqdm filelock pyyaml \
         httpx2 httpcore2 truststore \
- && "$VIRTUAL_ENV/bin/pip" uninstall --yes pip setuptools wheel \
  && site="$("$VIRTUAL_ENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && rm -rf "$site"/numpy/*/tests "$site"/numpy/tests "$site"/numpy/f2py "$site"/numpy/_core/include \
            "$site"/onnxruntime/transformers "$site"/onnxruntime/tools "$site"/onnxruntime/datasets \
  && find "$VIRTUAL_ENV" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.h' \) -delete \
  && find "$site" -name '*.so' -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
- && "$VIRTUAL_ENV/bin/python" -c 'import numpy, onnxruntime, tokenizers, uvloop, httptools, cryptography.hazmat.bindings._rust, pyrage, service'
+ && "$VIRTUAL_ENV/bin/python" -c 'import numpy, onnxruntime, tokenizers, uvloop, httptools, cryptography.hazmat.bindings._rust, pyrage'
+
+# The project itself: build its wheel, then install that wheel (not the source tree). Its
+# dependencies are already there, under the same pins; --no-deps keeps pip from putting back
+# what was trimmed. Then the installers leave the virtualenv.
+COPY README.md ./
+COPY service ./service
+RUN "$VIRTUAL_ENV/bin/pip" wheel --no-deps --wheel-dir /wheels . \
+ && "$VIRTUAL_ENV/bin/pip" install --require-virtualenv --no-deps -c constraints.txt /wheels/patina_serve-*.whl \
+ && "$VIRTUAL_ENV/bin/pip" uninstall --yes pip setuptools wheel \
+ && "$VIRTUAL_ENV/bin/python" -c 'import service.cli.main'
 
 # ---------------------------------------------------------------------------------------------
 # The runtime root filesystem: the base image without what a server never runs, plus the venv.

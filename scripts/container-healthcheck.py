@@ -1,12 +1,16 @@
 #!/usr/bin/env python3
-"""Container health probe: GET /health over the service's public Unix socket.
+"""Container health probes, installed in the image as `patina-healthcheck`.
 
-Installed in the image as `patina-healthcheck` and used by the Dockerfile HEALTHCHECK, the
-compose file and the Helm chart's probes. Standard library only: it runs every few seconds,
-and `patina health` (the same check) imports the whole CLI and web stack, which costs seconds
-of CPU per probe on a small machine. Exit 0 when the service answers {"status": "ok"}.
+    patina-healthcheck [SOCKET]
+        GET /health over the service's public Unix socket (SOCKET, else PATINA_SOCKET_PATH,
+        else PATINA_RUN_DIR/serve.sock); standard library only.
+    patina-healthcheck sidecar --source SPEC [--identity FILE] --admin-socket PATH
+        The sidecar's probe, `patina sidecar --check`: the source loads and the service holds
+        the set pushed since it started.
 
-The socket is PATINA_SOCKET_PATH, else PATINA_RUN_DIR/serve.sock, else the first argument.
+They do what `patina health` and `patina sidecar --check` do, without loading the whole CLI
+(which imports the web stack and the ONNX runtime: seconds of CPU per probe on a small
+machine, and probes run every few seconds). Exit 0 when healthy.
 """
 
 from __future__ import annotations
@@ -43,7 +47,31 @@ def socket_path(argv: list[str]) -> str:
     return os.path.join(os.environ.get("PATINA_RUN_DIR", "/run/patina"), "serve.sock")
 
 
+def sidecar_check(argv: list[str]) -> int:
+    import argparse
+    from pathlib import Path
+
+    parser = argparse.ArgumentParser(prog="patina-healthcheck sidecar")
+    parser.add_argument("--source", required=True)
+    parser.add_argument("--identity", type=Path)
+    parser.add_argument("--admin-socket", type=Path, required=True)
+    args = parser.parse_args(argv)
+    # Only the sidecar's own modules: a fraction of a second to import.
+    from service.secrets.sidecar import check
+    from service.secrets.sources import Source
+
+    try:
+        summary = check(Source.parse(args.source, identity=args.identity), args.admin_socket)
+    except Exception as exc:  # any failure is "unhealthy"; the message names no secret
+        sys.stderr.write(f"unhealthy: {type(exc).__name__}: {exc}\n")
+        return 1
+    sys.stdout.write(f"{summary}\n")
+    return 0
+
+
 def main(argv: list[str]) -> int:
+    if len(argv) > 1 and argv[1] == "sidecar":
+        return sidecar_check(argv[2:])
     path = socket_path(argv)
     conn = UnixHTTPConnection(path)
     try:

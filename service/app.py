@@ -14,7 +14,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import NAME, __version__
-from service.errors import http_exception_handler, validation_exception_handler
+from service.errors import error_responses, http_exception_handler, validation_exception_handler
 from service.http import core_routes
 from service.http.hardening import HardeningMiddleware
 from service.knowledge import routes as knowledge_routes
@@ -48,6 +48,9 @@ def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> 
         # No OpenTelemetry spans or metrics from FastAPI itself: our own metrics are
         # low-cardinality by rule, and spans could carry request data.
         telemetry={"tracing": False, "metrics": False, "logs": False},
+        # Answers any route can give, whatever it declares: a body that is not UTF-8 or
+        # JSON (400), the body cap (413), an unexpected failure (500).
+        responses=error_responses(400, 413, 500),
     )
     app.state.resources = resources
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)

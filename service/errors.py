@@ -85,6 +85,7 @@ _REASONS = {
     404: "Not found",
     409: "Conflict",
     413: "Body too large",
+    500: "Internal error (no details are given)",
     422: "Invalid request",
     503: "Busy: retry after the Retry-After seconds",
     504: "Deadline exceeded",

@@ -122,7 +122,6 @@ def three_nodes(base: Path, threads: int) -> Iterator[dict[str, Node]]:
                 "PATINA_KNOWLEDGE__ENABLED": "true",
                 "PATINA_KNOWLEDGE__INTRA_OP_THREADS": str(threads),
                 "PATINA_QUERY_TIMEOUT_MS": "30000",
-                "PATINA_LOG_LEVEL": "warning",
             }
             nodes[name] = Node(name, ports[name], ServiceProcess(base / name, args, env))
             nodes[name].process.start(wait=False)

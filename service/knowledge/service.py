@@ -219,7 +219,7 @@ class KnowledgeService:
             self._run.state = state
             self._run.error = error
             self._run.finished_at = time.time()
-            snapshot = self.status()
+        snapshot = self.status()
         if state == "succeeded":
             # Load the new vectors now rather than on the next query.
             try:

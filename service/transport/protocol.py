@@ -34,6 +34,7 @@ class ListenerPolicy:
     allowed_uids: frozenset[int] = frozenset()
     max_header_bytes: int = 16 * 1024
     header_timeout: float = 10.0
+    max_connections: int = 1024
 
 
 def certificate_subject(cert: dict[str, Any] | None) -> str | None:
@@ -115,6 +116,13 @@ class GuardedProtocol(HttpToolsProtocol):
         if size > self.policy.max_header_bytes:
             self._reject(431, "request headers too large")
             return
+        # The connection cap, enforced here rather than by uvicorn's limit_concurrency so
+        # the refusal is our JSON error with security headers (and the connection closes,
+        # returning its place at once).
+        limit = self.policy.max_connections
+        if len(self.connections) > limit or len(self.tasks) >= limit:
+            self._reject(503, "too many connections, retry shortly")
+            return
         super().on_headers_complete()
 
     def on_body(self, body: bytes) -> None:
@@ -137,11 +145,17 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _reject(self, status: int, message: str) -> None:
-        reasons = {408: b"Request Timeout", 431: b"Request Header Fields Too Large"}
+        reasons = {
+            408: b"Request Timeout",
+            431: b"Request Header Fields Too Large",
+            503: b"Service Unavailable",
+        }
         body = json.dumps({"error": message}).encode()
         head = b"HTTP/1.1 %d %s\r\n" % (status, reasons[status])
         head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
         head += b"x-content-type-options: nosniff\r\nx-frame-options: DENY\r\n"
+        if status == 503:
+            head += b"retry-after: 1\r\n"
         head += b"connection: close\r\n\r\n"
         log.warning(message, extra={"fields": {"transport": self.policy.transport}})
         self._awaiting_headers = False

@@ -84,6 +84,7 @@ def _bind_listeners(settings: Settings, resources: Resources, out: list[Listener
             allowed_uids=uids,
             max_header_bytes=settings.max_header_bytes,
             header_timeout=settings.header_timeout_secs,
+            max_connections=settings.max_connections,
         )
 
     public_app = create_app(resources)
@@ -151,7 +152,6 @@ def _server_for(listener: Listener, settings: Settings) -> _Server:
         ws="none",
         timeout_keep_alive=int(max(1, settings.keepalive_timeout_secs)),
         timeout_graceful_shutdown=int(settings.shutdown_grace_secs),
-        limit_concurrency=settings.max_connections,
         h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     config.load()

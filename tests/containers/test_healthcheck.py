@@ -29,3 +29,34 @@ def test_probe_fails_when_the_service_is_gone(short_tmp: Path) -> None:
         service.stop()
     proc = run([sys.executable, PROBE, socket], check=False)
     assert proc.returncode == 1
+
+
+def test_sidecar_probe_follows_the_pushed_set(short_tmp: Path) -> None:
+    source = short_tmp / "secrets.env"
+    source.write_text("API_KEY=first\n")
+    with running_service() as service:
+        args = [
+            sys.executable,
+            PROBE,
+            "sidecar",
+            "--source",
+            f"dotenv:{source}",
+            "--admin-socket",
+            service.admin_socket,
+        ]
+        before = run(args, check=False)
+        assert before.returncode == 1, "nothing pushed yet"
+        patina = Path(sys.executable).with_name("patina")
+        run(
+            [
+                patina,
+                "sidecar",
+                "--once",
+                "--source",
+                f"dotenv:{source}",
+                "--admin-socket",
+                service.admin_socket,
+            ]
+        )
+        after = run(args)
+        assert "first" not in after.stdout + after.stderr

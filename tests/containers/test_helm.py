@@ -97,6 +97,11 @@ def test_sidecar_is_a_native_sidecar_sharing_a_memory_volume() -> None:
         assert volumes[name]["emptyDir"]["medium"] == "Memory"
     # The sidecar never sees the public socket directory.
     assert "run" not in mounts
+    # Ready once the service holds the source's set: the same arguments as its command.
+    probe = sidecar["readinessProbe"]["exec"]["command"]
+    assert probe[:2] == ["patina-healthcheck", "sidecar"]
+    assert probe[2:] == sidecar["args"][1:]
+    assert "startupProbe" not in sidecar, "a startup probe would hold the service back"
 
 
 def test_default_sidecar_source_is_a_mounted_secret_directory() -> None:

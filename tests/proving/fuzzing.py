@@ -9,9 +9,11 @@ distinct problem, and it counts the cases that really reached the server.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 from collections import Counter
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -19,6 +21,7 @@ from typing import Any
 import httpx
 import schemathesis
 from hypothesis import HealthCheck, Phase, given, settings
+from hypothesis import seed as hypothesis_seed
 from hypothesis.errors import Unsatisfiable
 from schemathesis import GenerationMode
 from schemathesis.core.failures import FailureGroup
@@ -75,7 +78,9 @@ class Finding:
     request: str
 
     def __str__(self) -> str:
-        return f"{self.operation} [{self.mode}] -> {self.status}: {self.problem}\n    {self.request}"
+        return (
+            f"{self.operation} [{self.mode}] -> {self.status}: {self.problem}\n    {self.request}"
+        )
 
 
 @dataclass
@@ -130,8 +135,8 @@ def fuzz(
             continue
         for mode in (GenerationMode.POSITIVE, GenerationMode.NEGATIVE):
             strategy = operation.as_strategy(generation_mode=mode, headers=headers)
-
-            @settings(
+            runner = _case_runner(client, base_url, mode.value, report)
+            run = settings(
                 max_examples=examples,
                 deadline=None,
                 database=None,
@@ -139,19 +144,24 @@ def fuzz(
                 suppress_health_check=list(HealthCheck),
                 phases=[Phase.explicit, Phase.generate],
                 print_blob=False,
-            )
-            @given(case=strategy)
-            def one_case(case: schemathesis.Case) -> None:
-                _send_and_check(client, case, base_url, mode.value, report)
-
-            try:
-                one_case()
-            except Unsatisfiable:
-                # Negative mode on an operation with nothing to break (e.g. GET /health).
-                pass
+            )(given(case=strategy)(runner))
+            if seed is not None:
+                run = hypothesis_seed(seed)(run)
+            # Negative mode on an operation with nothing to break (GET /health) is unsatisfiable.
+            with contextlib.suppress(Unsatisfiable):
+                run()
             if report.unresponsive:
                 return report
     return report
+
+
+def _case_runner(
+    client: httpx.Client, base_url: str, mode: str, report: FuzzReport
+) -> Callable[[schemathesis.Case], None]:
+    def one_case(case: schemathesis.Case) -> None:
+        _send_and_check(client, case, base_url, mode, report)
+
+    return one_case
 
 
 def _send_and_check(

@@ -3,11 +3,13 @@ typed, and the value then decrypts from the vault (it was read, not dropped)."""
 
 from __future__ import annotations
 
+import fcntl
 import os
 import pty
 import select
 import shutil
 import subprocess
+import termios
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -38,6 +40,11 @@ def _read_until(fd: int, needle: bytes, seen: bytearray, timeout: float = 30.0) 
                 return
 
 
+def _take_terminal() -> None:
+    os.setsid()
+    fcntl.ioctl(0, termios.TIOCSCTTY, 0)
+
+
 def test_prompted_value_is_not_echoed_and_is_stored(home: Path) -> None:
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATINA_")}
     env["PATINA_HOME"] = str(home)
@@ -49,13 +56,15 @@ def test_prompted_value_is_not_echoed_and_is_stored(home: Path) -> None:
         stderr=secondary,
         env=env,
         close_fds=True,
+        # getpass reads the controlling terminal: make the pty the child's.
+        preexec_fn=_take_terminal,
     )
     os.close(secondary)
     seen = bytearray()
     try:
-        _read_until(primary, b"Value", seen)
+        _read_until(primary, b"Value: ", seen)
         os.write(primary, TYPED.encode() + b"\n")
-        _read_until(primary, b"Repeat", seen)
+        _read_until(primary, b"confirmation: ", seen)
         os.write(primary, TYPED.encode() + b"\n")
         _read_until(primary, b"TYPED_SECRET", seen)
         assert proc.wait(30) == 0, seen.decode(errors="replace")
@@ -63,9 +72,11 @@ def test_prompted_value_is_not_echoed_and_is_stored(home: Path) -> None:
     finally:
         if proc.poll() is None:
             proc.kill()
+            proc.wait()
         os.close(primary)
     transcript = seen.decode(errors="replace")
-    assert "Value" in transcript and "added TYPED_SECRET" in transcript, transcript
+    assert "Value" in transcript, transcript
+    assert "added TYPED_SECRET" in transcript, transcript
     assert TYPED not in transcript
     listed = run_patina("secrets", "list", env={"PATINA_HOME": str(home)})
     assert listed.stdout.decode().split() == ["TYPED_SECRET"]

@@ -22,6 +22,7 @@ import httpx
 import pytest
 
 from tests.proving.stack import Stack, make_stack, settle
+from tests.support.process import short_tmp_dir
 
 pytestmark = pytest.mark.slow
 
@@ -32,29 +33,25 @@ IDLE_CONNECTIONS = 2000
 
 @pytest.fixture(scope="module")
 def stack() -> Iterator[Stack]:
-    home = short_home = None
+    home = short_tmp_dir("sc")
+    stack = make_stack(
+        home,
+        knowledge=True,
+        env={
+            "PATINA_HEADER_TIMEOUT_SECS": "1",
+            "PATINA_BODY_TIMEOUT_SECS": "1",
+            "PATINA_MAX_CONNECTIONS": str(CAP),
+            "PATINA_MAX_CONCURRENT_QUERIES": str(SLOTS),
+            "PATINA_QUERY_TIMEOUT_MS": "1",
+        },
+    )
     try:
-        from tests.support.process import short_tmp_dir
-
-        home = short_home = short_tmp_dir("sc")
-        stack = make_stack(
-            home,
-            knowledge=True,
-            env={
-                "PATINA_HEADER_TIMEOUT_SECS": "1",
-                "PATINA_BODY_TIMEOUT_SECS": "1",
-                "PATINA_MAX_CONNECTIONS": str(CAP),
-                "PATINA_MAX_CONCURRENT_QUERIES": str(SLOTS),
-                "PATINA_QUERY_TIMEOUT_MS": "1",
-            },
-        )
         stack.service.start(timeout=120)
         _warm_up(stack)
         yield stack
     finally:
-        if home is not None:
-            stack.service.kill()
-            shutil.rmtree(short_home or home, ignore_errors=True)
+        stack.service.kill()
+        shutil.rmtree(home, ignore_errors=True)
 
 
 def _warm_up(stack: Stack) -> None:
@@ -146,7 +143,8 @@ def test_slow_headers_and_slow_bodies_are_cut_off(stack: Stack) -> None:
             sock.close()
     assert all(a.startswith(b"HTTP/1.1 408 ") for a in answers), set(a[:40] for a in answers)
     assert all(b'{"error":' in a.replace(b'": ', b'":') for a in answers)
-    assert set(watch.public) == {200} and set(watch.admin) == {200}, (watch.public, watch.admin)
+    assert set(watch.public) == {200}, watch.public
+    assert set(watch.admin) == {200}, watch.admin
     _assert_back_to(stack, baseline)
 
 
@@ -193,7 +191,8 @@ def test_a_flood_of_timing_out_queries_leaks_no_slot_thread_or_fd(stack: Stack) 
         statuses = Counter(pool.map(lambda _: _scry(stack), range(1000)))
     assert set(statuses) <= {503, 504}, statuses
     assert statuses[504] > 0, statuses
-    assert set(watch.public) == {200} and set(watch.admin) == {200}, (watch.public, watch.admin)
+    assert set(watch.public) == {200}, watch.public
+    assert set(watch.admin) == {200}, watch.admin
     _assert_back_to(stack, baseline)
     # Every slot came back: one query at a time always gets a slot (and then its deadline),
     # never "busy".

@@ -1,0 +1,60 @@
+"""`patina index` and `patina scry` as users run them: real processes, a real socket."""
+
+from __future__ import annotations
+
+import json
+import shutil
+from pathlib import Path
+
+from tests.support.process import ServiceProcess, run_patina, short_tmp_dir
+
+from .conftest import write_corpus
+
+
+def test_index_then_scry_over_the_socket_and_pick_up_a_reindex_without_restart(
+    tmp_path: Path,
+) -> None:
+    corpus = write_corpus(tmp_path / "shop")
+    home = short_tmp_dir()
+    env = {"PATINA_HOME": str(home)}
+    service = ServiceProcess(home=home, env={"PATINA_KNOWLEDGE__ENABLED": "true"})
+    try:
+        indexed = run_patina("index", str(corpus), "--repo", "shop", env=env, timeout=300)
+        assert indexed.returncode == 0, indexed.stderr.decode()
+        assert b"shop: 5 indexed" in indexed.stdout
+        service.start(timeout=120)
+
+        found = run_patina("scry", "compute_backoff_delay", "--json", "--limit", "3", env=env)
+        assert found.returncode == 0, found.stderr.decode()
+        answer = json.loads(found.stdout)
+        assert answer["results"][0]["path"] == "src/retry.py"
+        assert answer["count"] <= 3
+
+        # Another writer (the CLI) updates the index; the running service sees it.
+        (corpus / "notes/airship.txt").write_text("The zeppelin hangar opens at dawn.\n")
+        again = run_patina("index", str(corpus), "--repo", "shop", env=env, timeout=300)
+        assert again.returncode == 0, again.stderr.decode()
+        assert b"1 indexed, 5 unchanged" in again.stdout
+        wide = {**env, "COLUMNS": "200"}
+        table = run_patina("scry", "zeppelin hangar", "--mode", "lexical", env=wide)
+        assert table.returncode == 0, table.stderr.decode()
+        assert b"shop:notes/airship.txt:1-1" in table.stdout
+
+        bad = run_patina("scry", "x", "--mode", "fuzzy", env=env)
+        assert bad.returncode == 2
+        assert b"--mode must be" in bad.stderr
+    finally:
+        service.kill()
+        shutil.rmtree(home, ignore_errors=True)
+
+
+def test_scry_without_a_service_fails_cleanly(tmp_path: Path) -> None:
+    result = run_patina(
+        "scry",
+        "anything",
+        "--socket",
+        str(tmp_path / "none.sock"),
+        env={"PATINA_HOME": str(tmp_path)},
+    )
+    assert result.returncode == 1
+    assert b"cannot reach the service" in result.stderr
