@@ -5,8 +5,9 @@
 # Stage `build` makes the project wheel and a virtualenv holding it and its pinned
 # dependencies; stage `rootfs` copies only that virtualenv onto a fresh base trimmed of pip and
 # documentation; the final stage is that root as a single layer. No compiler, installer, pip
-# cache or source tree reaches the final image. Nothing is downloaded at run time: the embedding model ships
-# inside a Python package and is checked against its SHA-256 while the image is built.
+# cache or source tree reaches the final image. Nothing is downloaded at run time: the
+# embedding model ships inside a Python package and is checked against its SHA-256 while the
+# image is built.
 #
 # `--format docker` (or BUILDAH_FORMAT=docker) matters with podman: the OCI image format has
 # no HEALTHCHECK field and podman would drop it.

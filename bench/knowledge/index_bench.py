@@ -18,7 +18,7 @@ import tempfile
 import time
 from pathlib import Path
 
-STDLIB_DIRS = ["json", "email", "http", "urllib", "logging", "concurrent", "wsgiref"]
+STDLIB_DIRS = ["json", "wsgiref", "concurrent", "urllib"]
 
 
 def make_corpus(dest: Path) -> Path:
@@ -36,7 +36,8 @@ def phase(kind: str, corpus: str, home: str, out: mp.Queue) -> None:  # type: ig
     from service.knowledge.indexer import Indexer, iter_files, read_text
 
     knowledge = KnowledgeSettings()
-    embedder = Embedder.from_settings(knowledge)
+    # As `patina index` does (the int8 graph); the floor uses the very same session.
+    embedder = Embedder.from_settings(knowledge, for_indexing=True)
     if kind == "raw":
         texts: list[str] = []
         for rel, path in iter_files(Path(corpus)):

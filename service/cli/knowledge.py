@@ -62,7 +62,7 @@ def index(
     err = Console(stderr=True)
     try:
         with err.status("verifying and loading the embedding model"):
-            embedder = Embedder.from_settings(settings.knowledge)
+            embedder = Embedder.from_settings(settings.knowledge, for_indexing=True)
         conn = store.open_index(index_path(settings))
     except (ModelError, store.StoreError) as exc:
         fail(str(exc))

@@ -8,6 +8,7 @@ L2-normalised, as sentence-transformers does, so a dot product is the cosine sim
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Callable, Sequence
 
@@ -62,15 +63,20 @@ class Embedder:
 
     @classmethod
     def from_settings(
-        cls, settings: KnowledgeSettings, *, observe: Callable[[float], None] | None = None
+        cls,
+        settings: KnowledgeSettings,
+        *,
+        observe: Callable[[float], None] | None = None,
+        for_indexing: bool = False,
     ) -> Embedder:
-        """Verify the model files against their pinned hashes and load them."""
+        """Verify the model files against their pinned hashes and load them (quantized
+        as the settings ask for queries, or for bulk indexing with `for_indexing`)."""
         return cls(
             load_model_files(settings),
             intra_op_threads=settings.intra_op_threads,
             max_tokens=settings.max_tokens,
             batch_size=settings.batch_size,
-            quantize=settings.quantize,
+            quantize=settings.quantize_indexing if for_indexing else settings.quantize,
             observe=observe,
         )
 
@@ -141,18 +147,26 @@ class Embedder:
 def quantize_dynamic_int8(model_bytes: bytes) -> bytes:
     """Dynamic int8 quantisation of the (verified) graph, done in a temporary directory.
 
-    Needs the `onnx` package (the `quantize` extra), which onnxruntime's quantiser imports."""
+    onnxruntime's quantiser needs the `onnx` package (a dependency of this project)."""
     import tempfile
     from pathlib import Path
 
     try:
         from onnxruntime.quantization import QuantType, quantize_dynamic
     except ImportError as exc:
-        raise RuntimeError(
-            "knowledge.quantize needs the onnx package: pip install 'patina-serve[quantize]'"
-        ) from exc
-    with tempfile.TemporaryDirectory(prefix="patina-quant-") as tmp:
-        src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
-        src.write_bytes(model_bytes)
-        quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-        return dst.read_bytes()
+        raise RuntimeError("quantizing the model needs the onnx package: pip install onnx") from exc
+    root = logging.getLogger()
+    root.addFilter(_drop_preprocessing_advice)
+    try:
+        with tempfile.TemporaryDirectory(prefix="patina-quant-") as tmp:
+            src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
+            src.write_bytes(model_bytes)
+            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
+            return dst.read_bytes()
+    finally:
+        root.removeFilter(_drop_preprocessing_advice)
+
+
+def _drop_preprocessing_advice(record: logging.LogRecord) -> bool:
+    # The quantiser logs advice on the root logger at every call; it does not apply here.
+    return not str(record.msg).startswith("Please consider to run pre-processing")

@@ -178,7 +178,8 @@ def fuse(
             found.setdefault(chunk_id, []).append(mode)
     ceiling = sum(weights.get(m, 1.0) for m in lists) / (k + 1) or 1.0
     order = sorted(fused, key=lambda c: (-fused[c], best_rank[c], c))
-    return [(c, fused[c] / ceiling, tuple(sorted(found[c]))) for c in order]
+    # min(): float rounding must not push a perfect score past 1.0.
+    return [(c, min(1.0, fused[c] / ceiling), tuple(sorted(found[c]))) for c in order]
 
 
 def run_query(

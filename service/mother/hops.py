@@ -17,7 +17,7 @@ HOP_HEADER = "X-Patina-Hops"
 MAX_HOPS = 1
 
 
-def hops_of(
+async def hops_of(
     x_patina_hops: Annotated[
         str | None,
         Header(
@@ -26,11 +26,16 @@ def hops_of(
         ),
     ] = None,
 ) -> int:
-    """The request's hop count."""
-    if x_patina_hops is None:
+    """The request's hop count (async: a plain def dependency costs a thread-pool hop)."""
+    return parse_hops(x_patina_hops)
+
+
+def parse_hops(value: str | None) -> int:
+    """Absent counts as 0, negative as 0, unreadable as the limit: a header buys no hops."""
+    if value is None:
         return 0
     try:
-        return max(0, int(x_patina_hops.strip()))
+        return max(0, int(value.strip()))
     except ValueError:
         return MAX_HOPS
 

@@ -29,7 +29,7 @@ NO_STORE = "no-store"
 MAX_RESOLVE = 256
 
 
-def get_handles(resources: ResourcesDep) -> HandleStore:
+async def get_handles(resources: ResourcesDep) -> HandleStore:
     """The running handle store; 503 when the service was started without secrets."""
     if resources.handles is None:
         raise ServiceBusy("secret handles are not available")

@@ -43,6 +43,8 @@ _SEVEN = np.uint64(7)
 
 class Engine(Protocol):
     name: str
+    # True when a search runs without the GIL, so two threads search twice as fast.
+    parallel: bool
 
     def finder(self) -> Finder:
         """A search function for one thread (engines may keep per-thread scratch state)."""
@@ -73,6 +75,7 @@ class HyperscanEngine:
     """Hyperscan block-mode database of the patterns as literals."""
 
     name = "hyperscan"
+    parallel = True
 
     def __init__(self, patterns: Sequence[bytes]) -> None:
         assert hyperscan is not None
@@ -118,6 +121,9 @@ class QGramEngine:
     """The sampled q-gram filter over numpy (see the module docstring)."""
 
     name = "numpy"
+    # The verification loop is Python: a second thread mostly waits for the GIL (measured
+    # slower, not faster).
+    parallel = False
 
     def __init__(self, patterns: Sequence[bytes]) -> None:
         self._patterns = list(patterns)

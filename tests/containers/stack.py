@@ -23,7 +23,7 @@ from typing import Any, TypeVar
 
 import httpx
 
-from tests.containers.tools import COMPOSE_FILE, ROOT, run
+from tests.containers.tools import COMPOSE_FILE, EMPTY_ENV, ROOT, run
 from tests.support.process import free_port, short_tmp_dir, uds_client
 
 IMAGE = "localhost/patina-serve:e2e"
@@ -163,8 +163,9 @@ class Stack:
     def compose(
         self, *args: str, check: bool = True, timeout: float = 180
     ) -> subprocess.CompletedProcess[str]:
+        # --env-file: a developer's .env beside compose.yaml must not leak in.
         return run(
-            ["docker-compose", "-f", COMPOSE_FILE, *args],
+            ["docker-compose", "--env-file", EMPTY_ENV, "-f", COMPOSE_FILE, *args],
             env=self.env(),
             check=check,
             timeout=timeout,

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 import yaml
 
-from tests.containers.tools import BIN, COMPOSE_FILE, run
+from tests.containers.tools import BIN, COMPOSE_FILE, EMPTY_ENV, run
 
 HOST_IDS = {"UID": "1234", "GID": "2345"}
 
@@ -15,7 +15,9 @@ HOST_IDS = {"UID": "1234", "GID": "2345"}
 @pytest.fixture(scope="module")
 def config() -> dict[str, Any]:
     """The file as `docker-compose config` resolves it (interpolated, normalised)."""
-    out = run(["docker-compose", "-f", COMPOSE_FILE, "config"], env=HOST_IDS).stdout
+    out = run(
+        ["docker-compose", "--env-file", EMPTY_ENV, "-f", COMPOSE_FILE, "config"], env=HOST_IDS
+    ).stdout
     resolved: dict[str, Any] = yaml.safe_load(out)
     return resolved
 
@@ -26,7 +28,11 @@ def test_compose_file_validates_against_the_compose_spec() -> None:
 
 def test_docker_compose_refuses_to_run_without_the_host_uid() -> None:
     env = {"UID": "", "GID": ""}
-    proc = run(["docker-compose", "-f", COMPOSE_FILE, "config"], env=env, check=False)
+    proc = run(
+        ["docker-compose", "--env-file", EMPTY_ENV, "-f", COMPOSE_FILE, "config"],
+        env=env,
+        check=False,
+    )
     assert proc.returncode != 0
     assert "export UID" in proc.stderr
 

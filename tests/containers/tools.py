@@ -19,6 +19,7 @@ BIN = Path(sys.executable).parent
 CHART = ROOT / "helm"
 COMPOSE_FILE = ROOT / "compose.yaml"
 DOCKERFILE = ROOT / "Dockerfile"
+EMPTY_ENV = Path(__file__).with_name("empty.env")
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from service.mother.federation import classify, merge
-from service.mother.hops import MAX_HOPS, hops_of, may_federate
+from service.mother.hops import MAX_HOPS, may_federate, parse_hops
 
 
 def _hit(path: str, score: float, *, repo: str = "r", content: str | None = None) -> dict[str, Any]:
@@ -84,10 +84,10 @@ def test_classify_maps_answers_to_outcomes() -> None:
 
 
 def test_hop_header_parsing_never_buys_extra_hops() -> None:
-    assert hops_of(None) == 0
-    assert hops_of("1") == 1
-    assert hops_of("-5") == 0
-    assert hops_of("lots") == MAX_HOPS
-    assert may_federate(hops_of(None))
-    assert not may_federate(hops_of("1"))
-    assert not may_federate(hops_of("junk"))
+    assert parse_hops(None) == 0
+    assert parse_hops("1") == 1
+    assert parse_hops("-5") == 0
+    assert parse_hops("lots") == MAX_HOPS
+    assert may_federate(parse_hops(None))
+    assert not may_federate(parse_hops("1"))
+    assert not may_federate(parse_hops("junk"))
