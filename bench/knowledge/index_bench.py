@@ -17,6 +17,7 @@ import sysconfig
 import tempfile
 import time
 from pathlib import Path
+from queue import Empty
 
 STDLIB_DIRS = ["json", "wsgiref", "concurrent", "urllib"]
 
@@ -75,7 +76,13 @@ def main() -> None:
             queue: mp.Queue = ctx.Queue()  # type: ignore[type-arg]
             proc = ctx.Process(target=phase, args=(kind, str(corpus), str(home), queue))
             proc.start()
-            _kind, count, seconds, peak = queue.get()
+            while True:  # a child that crashed must not leave us waiting forever
+                try:
+                    _kind, count, seconds, peak = queue.get(timeout=1)
+                    break
+                except Empty:
+                    if not proc.is_alive():
+                        raise SystemExit(f"{kind} phase failed") from None
             proc.join()
             results[kind].append((count, seconds, peak))
             print(f"round {r + 1} {kind:5}: {count} chunks in {seconds:.1f}s = "

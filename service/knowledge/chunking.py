@@ -179,4 +179,6 @@ def _paragraphs(lines: list[str], max_chars: int) -> list[tuple[int, int]]:
 
 def _spans(starts: list[int], n_lines: int) -> list[tuple[int, int]]:
     points = sorted({s for s in starts if 0 <= s < n_lines})
+    if not points:  # an empty document
+        return []
     return [(s, e) for s, e in zip(points, [*points[1:], n_lines], strict=True) if e > s]

@@ -64,3 +64,9 @@ def test_kind_follows_the_file_name() -> None:
     assert kind_of("src/x.ts") == "code"
     assert kind_of("Makefile") == "code"
     assert kind_of("LICENSE") == "text"
+
+
+def test_empty_and_blank_documents_give_no_chunks() -> None:
+    for name in ("empty.py", "empty.md", "empty.txt", "empty.rs"):
+        assert chunk_document(name, "") == []
+        assert chunk_document(name, "\n\n  \n") == []
