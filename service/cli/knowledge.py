@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any
 
 import httpx
 import typer
@@ -31,12 +31,10 @@ from service.cli.common import (
     settings_or_exit,
 )
 from service.client import open_client, resolve_target
-from service.knowledge import store
-from service.knowledge.embedder import Embedder
-from service.knowledge.indexer import Indexer, IndexReport
-from service.knowledge.model import ModelError
-from service.knowledge.service import index_path
 from service.mother.cli import mother_scry
+
+if TYPE_CHECKING:
+    from service.knowledge.indexer import IndexReport
 
 STAGE_LABELS = {"files": "files", "commits": "commits"}
 
@@ -55,6 +53,14 @@ def index(
     config: ConfigOption = None,
 ) -> None:
     """Index directories into the local index (the running service picks it up)."""
+    # Imported here, not at the top: numpy and onnxruntime cost seconds at start-up, and
+    # every other `patina` command (sidecar, health, secrets run) would pay for them.
+    from service.knowledge import store
+    from service.knowledge.embedder import Embedder
+    from service.knowledge.indexer import Indexer
+    from service.knowledge.model import ModelError
+    from service.knowledge.service import index_path
+
     settings = settings_or_exit(config)
     for path in paths:
         if not path.is_dir():

@@ -8,13 +8,14 @@ from pathlib import Path
 
 import typer
 
-from service.app import create_app
 from service.resources import Resources
 from service.settings import Settings
 
 
 def openapi_document() -> dict[str, object]:
     """Build the document from a throwaway app; no sockets, no domain services."""
+    from service.app import create_app  # the web stack, only when asked
+
     resources = Resources(Settings(home=Path("/nonexistent")))
     try:
         return create_app(resources).openapi()

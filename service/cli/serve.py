@@ -12,7 +12,6 @@ from service.cli.common import ConfigOption, fail, settings_or_exit
 from service.errors import StartupError
 from service.logs import configure_logging
 from service.settings import Settings
-from service.transport.runner import serve as run_service
 
 
 def register(app: typer.Typer) -> None:
@@ -67,4 +66,7 @@ def register(app: typer.Typer) -> None:
 
 def _run_forever(settings: Settings) -> None:
     # uvloop: the same asyncio API, a faster loop (the benchmark compares like with like).
+    # The web stack is imported only by the command that serves.
+    from service.transport.runner import serve as run_service
+
     uvloop.run(run_service(settings))
