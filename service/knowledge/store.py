@@ -279,9 +279,16 @@ class ReadPool:
             if conn.in_transaction:
                 with contextlib.suppress(sqlite3.Error):
                     conn.execute("ROLLBACK")
-            # A connection a late interrupt may still hit is not handed to the next query.
+            # A connection a late interrupt may still hit is not handed to the next query;
+            # it is closed instead (kept open, every timed-out query would leak two fds).
             if (cancel is None or not cancel.cancelled) and self._idle.qsize() < self._size:
                 self._idle.put(conn)
+            else:
+                with self._lock:
+                    if conn in self._all:
+                        self._all.remove(conn)
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
 
     def close(self) -> None:
         with self._lock:
