@@ -183,6 +183,11 @@ def test_refusal_over_the_connection_cap_is_a_json_error(stack: Stack) -> None:
 
 
 def test_a_flood_of_timing_out_queries_leaks_no_slot_thread_or_fd(stack: Stack) -> None:
+    # Warm up first: the first queries open lazily created, bounded resources (read-pool
+    # connections, model sessions). A leak per query would show as hundreds of fds after
+    # the flood, far above this baseline.
+    for _ in range(SLOTS * 3):
+        _scry(stack)
     baseline = _baseline(stack)
     with (
         health_watch(stack) as watch,
