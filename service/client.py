@@ -77,15 +77,3 @@ def open_client(target: Target, *, timeout: float = 30.0) -> httpx.Client:
     if target.url.startswith("https://"):
         verify = ssl_context(target.ca, target.cert, target.key)
     return httpx.Client(base_url=target.url, headers=headers, verify=verify, timeout=timeout)
-
-
-def open_async_client(target: Target, *, timeout: float = 30.0) -> httpx.AsyncClient:
-    if target.socket is not None:
-        transport = httpx.AsyncHTTPTransport(uds=str(target.socket))
-        return httpx.AsyncClient(transport=transport, base_url=UDS_BASE_URL, timeout=timeout)
-    assert target.url is not None
-    headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
-    verify: ssl.SSLContext | bool = True
-    if target.url.startswith("https://"):
-        verify = ssl_context(target.ca, target.cert, target.key)
-    return httpx.AsyncClient(base_url=target.url, headers=headers, verify=verify, timeout=timeout)
