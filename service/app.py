@@ -64,12 +64,14 @@ def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> 
 
 
 def public_routers() -> list[APIRouter]:
-    """Routers of the public API, in OpenAPI order."""
+    """Routers of the public API, in matching order: this FastAPI tries routes one by one
+    through each included router, so the routes called most come first. `/secrets/handles`
+    must precede `/secrets/{name}`."""
     return [
-        core_routes.router,
-        knowledge_routes.router,
         handles_routes.router,
         secrets_routes.router,
+        knowledge_routes.router,
+        core_routes.router,
     ]
 
 

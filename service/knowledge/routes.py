@@ -9,6 +9,7 @@ sidecar and deliberately does not include it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Response
@@ -17,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from service.auth import SCOPE_INDEX, SCOPE_SCRY, Principal, ResourcesDep, require_scope
 from service.errors import NotFound, error_responses
 from service.knowledge.indexer import IndexReport
+from service.knowledge.query_vector import QueryVector, decode, encode
 from service.knowledge.search import Mode, Query
 from service.knowledge.service import IndexRun, IndexState, KnowledgeService
 from service.mother.federation import Federate, NodeStatus, federated_scry
@@ -57,6 +59,11 @@ class ScryRequest(BaseModel):
     include_persona: bool = Field(False, description="Patina: accepted, not used.")
     federate: Federate = Field(
         False, description="Also ask the mother nodes: true for all, or a list of names."
+    )
+    query_vector: QueryVector | None = Field(
+        None,
+        description="The embedding of `query`, when the caller has it (a federating node "
+        "sends it so every node embeds the query once); ignored if its model differs.",
     )
 
     def to_query(self, *, max_limit: int) -> Query:
@@ -112,6 +119,7 @@ async def scry(
     concurrency gate (503 when full) and a deadline (504, and the query is stopped).
     With `federate` the mother nodes are asked too (see docs/mother.md)."""
     if body.federate and may_federate(hops):
+        body = await _with_query_vector(body, resources)
         local_body = body.model_copy(update={"federate": False})
         answer = await federated_scry(
             resources,
@@ -123,6 +131,9 @@ async def scry(
         return ScryResponse.model_validate(answer)
     knowledge = knowledge_of(resources)
     query = body.to_query(max_limit=resources.settings.max_limit)
+    if body.query_vector is not None and query.mode != "lexical":
+        vector = decode(body.query_vector, model=knowledge.model_fingerprint)
+        query = dataclasses.replace(query, vector=vector)
     hits = await resources.bounded.run(lambda cancel: knowledge.scry(query, cancel))
     results = [
         ScryResult(
@@ -142,6 +153,18 @@ async def scry(
         for h in hits
     ]
     return ScryResponse(results=results, count=len(results), mode=query.mode)
+
+
+async def _with_query_vector(body: ScryRequest, resources: Resources) -> ScryRequest:
+    """The request with its query's embedding, computed once here for every node that
+    takes part (they would otherwise each embed the same text on their own CPU)."""
+    knowledge: KnowledgeService | None = getattr(resources, "knowledge", None)
+    mode = body.to_query(max_limit=resources.settings.max_limit).mode
+    if knowledge is None or mode == "lexical" or body.query_vector is not None:
+        return body
+    vector = await resources.bounded.run(lambda cancel: knowledge.embed_query(body.query, cancel))
+    sent = encode(vector, model=knowledge.model_fingerprint)
+    return body.model_copy(update={"query_vector": sent})
 
 
 class IndexRequest(BaseModel):

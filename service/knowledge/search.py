@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 import sqlite3
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Literal
 
 import numpy as np
@@ -38,6 +38,8 @@ class Query:
     repo: str | None = None
     kind: str | None = None
     path_prefix: str | None = None
+    # The text's embedding when the caller already has it (a federating node sends it).
+    vector: npt.NDArray[np.float32] | None = field(default=None, compare=False, repr=False)
 
 
 @dataclass(frozen=True)
@@ -205,7 +207,9 @@ def run_query(
     if cancel is not None:
         cancel.raise_if_cancelled()
     if query.mode in ("hybrid", "semantic"):
-        vector = embedder.embed([query.text], cancel=cancel)[0]
+        vector = query.vector
+        if vector is None:
+            vector = embedder.embed([query.text], cancel=cancel)[0]
         lists["semantic"] = semantic(snapshot, vector, query, limit=depth)
     if cancel is not None:
         cancel.raise_if_cancelled()

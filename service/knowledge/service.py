@@ -22,6 +22,7 @@ from service.knowledge import store
 from service.knowledge.embedder import Embedder
 from service.knowledge.indexer import Indexer, IndexReport
 from service.knowledge.metrics import KnowledgeMetrics
+from service.knowledge.query_vector import Vector, fingerprint
 from service.knowledge.search import Hit, Query, run_query
 from service.settings import Settings
 
@@ -104,6 +105,16 @@ class KnowledgeService:
                     (time.perf_counter() - started) * 1000,
                 )
             return self._snapshot
+
+    @property
+    def model_fingerprint(self) -> str:
+        """Which model makes this node's query vectors (see query_vector)."""
+        return fingerprint(quantized=self.embedder.quantized)
+
+    def embed_query(self, text: str, cancel: Cancel | None = None) -> Vector:
+        """The unit vector of a query's text (blocking: call it through `bounded.run`)."""
+        vector: Vector = self.embedder.embed([text], cancel=cancel)[0]
+        return vector
 
     def scry(self, query: Query, cancel: Cancel | None = None) -> list[Hit]:
         """Run one query (blocking: call it through `resources.bounded.run`)."""

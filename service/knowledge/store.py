@@ -246,25 +246,30 @@ def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> Vec
 
 class ReadPool:
     """Read connections for query threads. Each query borrows its own, so a deadline's
-    `interrupt` stops exactly that query's statement and no other."""
+    `interrupt` stops exactly that query's statement and no other.
+
+    At rest the pool holds exactly `size` connections, opened up front: a connection a
+    deadline interrupted is closed (a late interrupt could still hit it) and replaced at
+    once, so the process's open files do not drift with the history of timeouts. A borrow
+    beyond `size` (not expected: the query gate admits fewer) gets a connection that is
+    closed when it is returned."""
 
     def __init__(self, path: Path, size: int) -> None:
         self.path = path
+        self._size = max(1, size)
         self._idle: queue.LifoQueue[sqlite3.Connection] = queue.LifoQueue()
-        self._size = size
         self._lock = threading.Lock()
-        self._all: list[sqlite3.Connection] = []
+        self._held = 0  # pooled connections, idle or borrowed
+        self._closed = False
+        for _ in range(self._size):
+            self._idle.put(connect(path))
+            self._held += 1
 
     @contextlib.contextmanager
     def borrow(self, cancel: Cancel | None = None) -> Iterator[sqlite3.Connection]:
         """A connection whose running statement is interrupted when `cancel` fires;
         an interrupted statement surfaces as Cancelled."""
-        try:
-            conn = self._idle.get_nowait()
-        except queue.Empty:
-            conn = connect(self.path)
-            with self._lock:
-                self._all.append(conn)
+        conn, pooled = self._take()
         unregister: Callable[[], None] = lambda: None  # noqa: E731
         if cancel is not None:
             unregister = cancel.on_cancel(lambda: _interrupt(conn))
@@ -276,24 +281,58 @@ class ReadPool:
             raise StoreError(f"{self.path}: {exc}") from None
         finally:
             unregister()
-            if conn.in_transaction:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.execute("ROLLBACK")
-            # A connection a late interrupt may still hit is not handed to the next query;
-            # it is closed instead (kept open, every timed-out query would leak two fds).
-            if (cancel is None or not cancel.cancelled) and self._idle.qsize() < self._size:
-                self._idle.put(conn)
-            else:
+            interrupted = cancel is not None and cancel.cancelled
+            self._give_back(conn, pooled=pooled, interrupted=interrupted)
+
+    def _take(self) -> tuple[sqlite3.Connection, bool]:
+        try:
+            return self._idle.get_nowait(), True
+        except queue.Empty:
+            pass
+        with self._lock:
+            # Refill a pool left short (a reopen that failed), else lend a spare.
+            pooled = self._held < self._size and not self._closed
+            if pooled:
+                self._held += 1
+        try:
+            return connect(self.path), pooled
+        except BaseException:
+            if pooled:
                 with self._lock:
-                    if conn in self._all:
-                        self._all.remove(conn)
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
+                    self._held -= 1
+            raise
+
+    def _give_back(self, conn: sqlite3.Connection, *, pooled: bool, interrupted: bool) -> None:
+        if conn.in_transaction:
+            with contextlib.suppress(sqlite3.Error):
+                conn.execute("ROLLBACK")
+        if pooled and not interrupted and not self._closed:
+            self._idle.put(conn)
+            return
+        with contextlib.suppress(sqlite3.Error):
+            conn.close()
+        if not pooled:
+            return
+        fresh = None
+        if not self._closed:
+            with contextlib.suppress(sqlite3.Error):
+                fresh = connect(self.path)
+        with self._lock:
+            if fresh is not None and not self._closed:
+                self._idle.put(fresh)
+                return
+            self._held -= 1
+        if fresh is not None:
+            fresh.close()
 
     def close(self) -> None:
         with self._lock:
-            conns, self._all = self._all, []
-        for conn in conns:
+            self._closed = True
+        while True:
+            try:
+                conn = self._idle.get_nowait()
+            except queue.Empty:
+                break
             with contextlib.suppress(sqlite3.Error):
                 conn.close()
 

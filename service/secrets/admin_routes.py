@@ -8,13 +8,13 @@ generic parser would silently keep the last one) and no error message quotes the
 from __future__ import annotations
 
 import json
-from typing import Any
+from typing import Annotated, Any
 
 from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from service import __version__
-from service.auth import SCOPE_ADMIN, Caller, Principal, ResourcesDep, require_scope
+from service.auth import SCOPE_ADMIN, Principal, ResourcesDep, require_scope
 from service.errors import BadRequest, PayloadTooLarge, error_responses
 from service.resources import Resources
 from service.secrets.broker import NAME_RULE, SecretsBroker, iso_time
@@ -24,10 +24,14 @@ from service.secrets.store import Snapshot, valid_name
 # Bumped when the sidecar <-> service contract changes incompatibly.
 PROTOCOL_VERSION = 1
 
+# One instance for the router's gate and the routes' parameter, so FastAPI solves it once.
+_ADMIN = require_scope(SCOPE_ADMIN)
+AdminCaller = Annotated[Principal, Depends(_ADMIN)]
+
 router = APIRouter(
     prefix="/admin",
     tags=["admin"],
-    dependencies=[Depends(require_scope(SCOPE_ADMIN))],
+    dependencies=[Depends(_ADMIN)],
     responses=error_responses(403),
 )
 
@@ -147,7 +151,7 @@ async def _push(request: Request, caller: Principal, broker: SecretsBroker) -> P
     openapi_extra={"requestBody": _PUSH_BODY},
     responses=error_responses(400, 413),
 )
-async def replace_secrets(request: Request, caller: Caller, broker: BrokerDep) -> PushResult:
+async def replace_secrets(request: Request, caller: AdminCaller, broker: BrokerDep) -> PushResult:
     """Replace the whole set atomically with `{"secrets": {NAME: value}}`. Names match
     `^[A-Za-z0-9_]{1,128}$`, values are strings, duplicate keys are refused, the body is
     capped (1 MiB). On any error the previous set keeps serving."""
@@ -155,7 +159,7 @@ async def replace_secrets(request: Request, caller: Caller, broker: BrokerDep) -
 
 
 @router.delete("/secrets", operation_id="admin_secrets_clear")
-async def clear_secrets(caller: Caller, broker: BrokerDep) -> PushResult:
+async def clear_secrets(caller: AdminCaller, broker: BrokerDep) -> PushResult:
     """Drop every secret; values are overwritten once in-flight reads finish."""
     return _result(broker.clear(principal=caller))
 

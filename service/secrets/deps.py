@@ -1,22 +1,24 @@
-"""The broker as a FastAPI dependency."""
+"""The broker and the secrets scope as FastAPI dependencies."""
 
 from __future__ import annotations
 
 from typing import Annotated
 
-from fastapi import Depends
+from fastapi import Depends, Request
 
-from service.auth import ResourcesDep
+from service.auth import SCOPE_SECRETS, Principal, require_scope, resources_of
 from service.errors import ServiceBusy
 from service.secrets.broker import SecretsBroker
 
 
-async def get_broker(resources: ResourcesDep) -> SecretsBroker:
+async def get_broker(request: Request) -> SecretsBroker:
     """The running broker; 503 when the service was started without it."""
-    broker = resources.secrets
+    broker = resources_of(request).secrets
     if broker is None:
         raise ServiceBusy("the secrets broker is not running")
     return broker
 
 
 BrokerDep = Annotated[SecretsBroker, Depends(get_broker)]
+# Every public secrets route takes its caller through this (403 without the scope).
+SecretsCaller = Annotated[Principal, Depends(require_scope(SCOPE_SECRETS))]

@@ -10,30 +10,28 @@ from __future__ import annotations
 from datetime import UTC, datetime
 from typing import Annotated
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Depends, Request, Response
 from pydantic import BaseModel, Field
 
-from service.auth import SCOPE_SECRETS, Caller, ResourcesDep, require_scope
+from service.auth import resources_of
 from service.errors import BadRequest, Forbidden, NotFound, ServiceBusy, error_responses
-from service.secrets.deps import BrokerDep
+from service.secrets.deps import BrokerDep, SecretsCaller
 from service.secrets.handles import HandleRecord, HandleStore, handle_id_of
 from service.secrets.store import valid_name
 
-router = APIRouter(
-    tags=["secret handles"],
-    dependencies=[Depends(require_scope(SCOPE_SECRETS))],
-    responses=error_responses(401, 403),
-)
+# Each route takes SecretsCaller (the `secrets` scope) itself, as in secrets/routes.py.
+router = APIRouter(tags=["secret handles"], responses=error_responses(401, 403))
 
 NO_STORE = "no-store"
 MAX_RESOLVE = 256
 
 
-async def get_handles(resources: ResourcesDep) -> HandleStore:
+async def get_handles(request: Request) -> HandleStore:
     """The running handle store; 503 when the service was started without secrets."""
-    if resources.handles is None:
+    handles = resources_of(request).handles
+    if handles is None:
         raise ServiceBusy("secret handles are not available")
-    return resources.handles
+    return handles
 
 
 HandlesDep = Annotated[HandleStore, Depends(get_handles)]
@@ -95,7 +93,11 @@ def _info(record: HandleRecord) -> HandleInfo:
     responses=error_responses(400, 404, 503),
 )
 async def mint_handle(
-    body: MintRequest, caller: Caller, broker: BrokerDep, handles: HandlesDep, response: Response
+    body: MintRequest,
+    caller: SecretsCaller,
+    broker: BrokerDep,
+    handles: HandlesDep,
+    response: Response,
 ) -> HandleInfo:
     """Mint an opaque handle for a secret the caller may read. The handle is bound to the
     caller: nobody else can resolve it. Give it to an agent instead of the value."""
@@ -121,7 +123,9 @@ async def mint_handle(
 
 
 @router.get("/secrets/handles", operation_id="secrets_handle_list")
-async def list_handles(caller: Caller, handles: HandlesDep, response: Response) -> HandleList:
+async def list_handles(
+    caller: SecretsCaller, handles: HandlesDep, response: Response
+) -> HandleList:
     """The caller's live handles and the names they stand for (never values)."""
     response.headers["Cache-Control"] = NO_STORE
     return HandleList(handles=[_info(r) for r in handles.owned_by(caller.name)])
@@ -134,7 +138,7 @@ async def list_handles(caller: Caller, handles: HandlesDep, response: Response) 
 )
 async def resolve_handles(
     body: ResolveRequest,
-    caller: Caller,
+    caller: SecretsCaller,
     broker: BrokerDep,
     handles: HandlesDep,
     response: Response,
@@ -169,7 +173,7 @@ async def resolve_handles(
     status_code=204,
     responses=error_responses(400, 404),
 )
-async def revoke_handle(handle_id: str, caller: Caller, handles: HandlesDep) -> Response:
+async def revoke_handle(handle_id: str, caller: SecretsCaller, handles: HandlesDep) -> Response:
     """Revoke one of the caller's handles now (the id is the hex inside `<secret:…>`)."""
     parsed = handle_id_of(handle_id)
     if parsed is None:

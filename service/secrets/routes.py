@@ -3,19 +3,16 @@ session cache. Every response carries `Cache-Control: no-store`."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Depends, Response
+from fastapi import APIRouter, Response
 from pydantic import BaseModel, Field
 
-from service.auth import SCOPE_SECRETS, Caller, require_scope
 from service.errors import NotFound, error_responses
 from service.secrets.cache import DEFAULT_TTL_SECS
-from service.secrets.deps import BrokerDep
+from service.secrets.deps import BrokerDep, SecretsCaller
 
-router = APIRouter(
-    tags=["secrets"],
-    dependencies=[Depends(require_scope(SCOPE_SECRETS))],
-    responses=error_responses(401, 403),
-)
+# Each route takes SecretsCaller (the `secrets` scope) itself: a router-level twin of that
+# dependency would be solved a second time on every request.
+router = APIRouter(tags=["secrets"], responses=error_responses(401, 403))
 
 NO_STORE = "no-store"
 
@@ -55,7 +52,7 @@ class CacheLocked(BaseModel):
     operation_id="secrets_cache_get",
     responses=error_responses(404),
 )
-async def cache_get(caller: Caller, broker: BrokerDep, response: Response) -> dict[str, str]:
+async def cache_get(caller: SecretsCaller, broker: BrokerDep, response: Response) -> dict[str, str]:
     """The caller's cached secrets as a flat `{name: value}` map; 404 when none are cached
     or they expired. Each caller sees only its own cache."""
     response.headers["Cache-Control"] = NO_STORE
@@ -71,7 +68,7 @@ async def cache_get(caller: Caller, broker: BrokerDep, response: Response) -> di
     responses=error_responses(400, 413, 422),
 )
 async def cache_put(
-    body: CacheRequest, caller: Caller, broker: BrokerDep, response: Response
+    body: CacheRequest, caller: SecretsCaller, broker: BrokerDep, response: Response
 ) -> CacheStored:
     """Cache the caller's secrets for `ttl_secs` (default 600, capped by the server's
     `secrets.cache_max_ttl_secs`), replacing what the caller cached before."""
@@ -81,7 +78,7 @@ async def cache_put(
 
 
 @router.post("/secrets/lock", operation_id="secrets_lock")
-async def lock(caller: Caller, broker: BrokerDep, response: Response) -> CacheLocked:
+async def lock(caller: SecretsCaller, broker: BrokerDep, response: Response) -> CacheLocked:
     """Drop the caller's session cache now (its bytes are overwritten)."""
     response.headers["Cache-Control"] = NO_STORE
     broker.cache_lock(caller)
@@ -89,7 +86,7 @@ async def lock(caller: Caller, broker: BrokerDep, response: Response) -> CacheLo
 
 
 @router.get("/secrets", operation_id="secrets_list")
-async def list_secrets(caller: Caller, broker: BrokerDep, response: Response) -> SecretNames:
+async def list_secrets(caller: SecretsCaller, broker: BrokerDep, response: Response) -> SecretNames:
     """The names of the loaded secrets the caller's allowlist lets it read. Never values."""
     response.headers["Cache-Control"] = NO_STORE
     return SecretNames(names=broker.names_for(caller))
@@ -101,7 +98,7 @@ async def list_secrets(caller: Caller, broker: BrokerDep, response: Response) ->
     responses=error_responses(400, 404),
 )
 async def read_secret(
-    name: str, caller: Caller, broker: BrokerDep, response: Response
+    name: str, caller: SecretsCaller, broker: BrokerDep, response: Response
 ) -> SecretValue:
     """One secret's value. 403 when the name is not in the caller's allowlist (whether or
     not it exists), 404 when it is allowed but not loaded. Every call is audited."""

@@ -53,6 +53,26 @@ def test_results_from_every_node_merge_and_are_labelled(cluster: Cluster) -> Non
     assert {(hit["node"], hit["repo"]) for hit in top} == {("local", "a"), ("b", "b"), ("c", "c")}
 
 
+def _embeds(metrics: str) -> float:
+    return sum(
+        float(line.rsplit(" ", 1)[1])
+        for line in metrics.splitlines()
+        if line.startswith("embed_duration_seconds_count")
+    )
+
+
+def test_a_hybrid_federated_scry_embeds_its_query_once_for_every_node(cluster: Cluster) -> None:
+    before = {name: _embeds(cluster[name].metrics()) for name in ("a", "b", "c")}
+    answer = cluster["a"].scry({"query": ROLLBACK, "mode": "hybrid", "federate": ["b", "c"]})
+    after = {name: _embeds(cluster[name].metrics()) for name in ("a", "b", "c")}
+    assert {s["status"] for s in answer["nodes"]} == {"ok"}
+    # a embedded the text; b and c ranked by the vector a sent and ran no model.
+    assert after["a"] - before["a"] == 1
+    assert after["b"] == before["b"]
+    assert after["c"] == before["c"]
+    assert {hit["node"] for hit in answer["results"][:3]} == {"local", "b", "c"}
+
+
 def test_a_chunk_held_by_two_nodes_is_returned_once(cluster: Cluster) -> None:
     answer = cluster["a"].scry(
         {"query": "flux capacitor calibration constant", "limit": 10, "federate": ["b"]}

@@ -4,6 +4,7 @@ and helpers to push secrets and to measure the process (fds, threads, RSS) from 
 
 from __future__ import annotations
 
+import contextlib
 import os
 import socket
 import time
@@ -121,6 +122,15 @@ def accepts(path: Path) -> bool:
 # -- what the process holds, read from /proc ----------------------------------------------
 def open_fds(pid: int) -> int:
     return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def fd_targets(pid: int) -> list[str]:
+    """What each open fd points at (files, sockets, pipes), for a readable failure."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        with contextlib.suppress(OSError):
+            out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+    return sorted(out)
 
 
 def proc_status(pid: int, field: str) -> int:

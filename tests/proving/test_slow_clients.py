@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.proving.stack import Stack, make_stack, settle
+from tests.proving.stack import Stack, fd_targets, make_stack, settle
 from tests.support.process import short_tmp_dir
 
 pytestmark = pytest.mark.slow
@@ -101,14 +101,24 @@ def health_watch(stack: Stack) -> Iterator[HealthWatch]:
         thread.join(30)
 
 
-def _baseline(stack: Stack) -> tuple[int, int]:
-    return settle(stack.pid, fds=10_000, thread_count=10_000, timeout=0)
+@dataclass
+class Baseline:
+    fds: int
+    threads: int
+    targets: list[str]
 
 
-def _assert_back_to(stack: Stack, baseline: tuple[int, int]) -> None:
-    fds, thread_count = settle(stack.pid, fds=baseline[0], thread_count=baseline[1])
-    assert fds <= baseline[0], f"fds {fds} > baseline {baseline[0]}"
-    assert thread_count <= baseline[1], f"threads {thread_count} > baseline {baseline[1]}"
+def _baseline(stack: Stack) -> Baseline:
+    fds, thread_count = settle(stack.pid, fds=10_000, thread_count=10_000, timeout=0)
+    return Baseline(fds, thread_count, fd_targets(stack.pid))
+
+
+def _assert_back_to(stack: Stack, baseline: Baseline) -> None:
+    fds, thread_count = settle(stack.pid, fds=baseline.fds, thread_count=baseline.threads)
+    if fds > baseline.fds:
+        extra = Counter(fd_targets(stack.pid)) - Counter(baseline.targets)
+        raise AssertionError(f"fds {fds} > baseline {baseline.fds}; new: {sorted(extra)}")
+    assert thread_count <= baseline.threads, f"threads {thread_count} > {baseline.threads}"
 
 
 def _raw(stack: Stack) -> socket.socket:
