@@ -67,13 +67,19 @@ def ssl_context(ca: Path | None, cert: Path | None, key: Path | None) -> ssl.SSL
     return ctx
 
 
+# An idle pooled connection is dropped before the server's keep-alive (5 s by default) can
+# close it: reusing one just as the server closes it fails the request (seen in the soak).
+CLIENT_LIMITS = httpx.Limits(keepalive_expiry=4.0)
+
+
 def open_client(target: Target, *, timeout: float = 30.0) -> httpx.Client:
     if target.socket is not None:
-        transport = httpx.HTTPTransport(uds=str(target.socket))
+        transport = httpx.HTTPTransport(uds=str(target.socket), limits=CLIENT_LIMITS)
         return httpx.Client(transport=transport, base_url=UDS_BASE_URL, timeout=timeout)
     assert target.url is not None
     headers = {"Authorization": f"Bearer {target.token}"} if target.token else {}
     verify: ssl.SSLContext | bool = True
     if target.url.startswith("https://"):
         verify = ssl_context(target.ca, target.cert, target.key)
-    return httpx.Client(base_url=target.url, headers=headers, verify=verify, timeout=timeout)
+    transport = httpx.HTTPTransport(verify=verify, limits=CLIENT_LIMITS)
+    return httpx.Client(base_url=target.url, headers=headers, transport=transport, timeout=timeout)

@@ -2,13 +2,23 @@
 
 from __future__ import annotations
 
+import functools
+import inspect
 import sys
+import typing
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any, NoReturn
+from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
 from service.settings import Settings, SettingsError, load_settings
+
+if TYPE_CHECKING:
+    from service.client import Target
+
+R = TypeVar("R")
 
 ConfigOption = Annotated[
     Path | None, typer.Option("--config", help="TOML settings file.", show_default=False)
@@ -35,6 +45,73 @@ ClientCertOption = Annotated[
     Path | None, typer.Option("--cert", help="Client certificate (mutual TLS).")
 ]
 ClientKeyOption = Annotated[Path | None, typer.Option("--key", help="Client key (mutual TLS).")]
+
+
+@dataclass(frozen=True)
+class TargetOptions:
+    """Where a client command reaches the service: --socket, or --url, --token, --ca, --cert
+    and --key. The field types are the options' typer declarations (see with_target_options).
+    """
+
+    socket: SocketOption = None
+    url: UrlOption = None
+    token: TokenOption = None
+    ca: CaOption = None
+    cert: ClientCertOption = None
+    key: ClientKeyOption = None
+
+    def resolve(self, settings: Settings) -> Target:
+        """Where to reach the service: these options, else the local socket from settings."""
+        # Imported here: httpx is kept out of start-up for the commands that do not need it.
+        from service.client import resolve_target
+
+        return resolve_target(
+            settings,
+            socket=self.socket,
+            url=self.url,
+            token=self.token,
+            ca=self.ca,
+            cert=self.cert,
+            key=self.key,
+        )
+
+
+def with_target_options(command: Callable[..., R]) -> Callable[..., R]:
+    """Give a typer command the six client-target options as one `target: TargetOptions`.
+
+    The decorated function takes a keyword argument `target: TargetOptions`; the command
+    typer sees has, in its place, --socket, --url, --token, --ca, --cert and --key (after
+    the function's own options, in that order), and builds the TargetOptions from them.
+    """
+    # A decorator, not a parameter type: typer declares options by the function's signature.
+    signature = inspect.signature(command)
+    if "target" not in signature.parameters:
+        raise TypeError(f"{command.__name__} takes no `target` argument")
+    # Typer reads annotations as objects (the command modules use postponed annotations).
+    hints = typing.get_type_hints(command, include_extras=True)
+    option_types = typing.get_type_hints(TargetOptions, include_extras=True)
+    params = [
+        param.replace(annotation=hints.get(param.name, param.annotation))
+        for param in signature.parameters.values()
+        if param.name != "target"
+    ]
+    params += [
+        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+        for name, option in option_types.items()
+    ]
+
+    @functools.wraps(command)
+    def wrapper(*args: Any, **kwargs: Any) -> R:
+        target = TargetOptions(**{name: kwargs.pop(name, None) for name in option_types})
+        return command(*args, target=target, **kwargs)
+
+    returns = hints.get("return", signature.return_annotation)
+    wrapper.__signature__ = signature.replace(  # type: ignore[attr-defined]
+        parameters=params, return_annotation=returns
+    )
+    wrapper.__annotations__ = {param.name: param.annotation for param in params}
+    wrapper.__annotations__["return"] = returns
+    return wrapper
 
 
 def fail(message: str, code: int = 2) -> NoReturn:

@@ -20,17 +20,13 @@ from rich.progress import (
 from rich.table import Table
 
 from service.cli.common import (
-    CaOption,
-    ClientCertOption,
-    ClientKeyOption,
     ConfigOption,
-    SocketOption,
-    TokenOption,
-    UrlOption,
+    TargetOptions,
     fail,
     settings_or_exit,
+    with_target_options,
 )
-from service.client import open_client, resolve_target
+from service.client import open_client
 from service.mother.cli import mother_scry
 
 if TYPE_CHECKING:
@@ -115,6 +111,7 @@ class _Bar:
         self.progress.update(self.tasks[stage], completed=done, total=total)
 
 
+@with_target_options
 def scry(
     query: Annotated[str, typer.Argument(help="Words or an identifier.", show_default=False)],
     limit: Annotated[int, typer.Option("--limit", "-n", min=1, help="Results wanted.")] = 10,
@@ -136,20 +133,14 @@ def scry(
         str | None, typer.Option("--mother", help="Ask this configured mother node directly.")
     ] = None,
     config: ConfigOption = None,
-    socket: SocketOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    ca: CaOption = None,
-    cert: ClientCertOption = None,
-    key: ClientKeyOption = None,
+    *,
+    target: TargetOptions,
 ) -> None:
     """Search the project through a running service (Unix socket, or --url over TLS)."""
     if mode not in ("hybrid", "lexical", "semantic"):
         fail(f"--mode must be hybrid, lexical or semantic, not {mode!r}")
     settings = settings_or_exit(config)
-    target = resolve_target(
-        settings, socket=socket, url=url, token=token, ca=ca, cert=cert, key=key
-    )
+    endpoint = target.resolve(settings)
     body: dict[str, Any] = {"query": query, "limit": limit, "mode": mode}
     for name, value in (("repo", repo), ("kind", kind), ("path_prefix", path_prefix)):
         if value is not None:
@@ -165,10 +156,10 @@ def scry(
             _print_table(answer, query)
         return
     try:
-        with open_client(target) as client:
+        with open_client(endpoint) as client:
             response = client.post("/api/scry", json=body)
     except (httpx.HTTPError, OSError) as exc:
-        fail(f"cannot reach the service at {target.describe()}: {exc}", code=1)
+        fail(f"cannot reach the service at {endpoint.describe()}: {exc}", code=1)
     if response.status_code != 200:
         try:
             message = response.json().get("error", response.text)

@@ -7,6 +7,7 @@ the vault or the service. Error messages name secrets, never show values.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import os
 import sys
 from collections.abc import Iterator
@@ -17,17 +18,13 @@ import httpx
 import typer
 
 from service.cli.common import (
-    CaOption,
-    ClientCertOption,
-    ClientKeyOption,
     ConfigOption,
-    SocketOption,
-    TokenOption,
-    UrlOption,
+    TargetOptions,
     fail,
     settings_or_exit,
+    with_target_options,
 )
-from service.client import open_client, resolve_target
+from service.client import open_client
 from service.fileio import write_private
 from service.secrets.redact import scrub_fd
 from service.secrets.run import (
@@ -313,12 +310,7 @@ def _source(
     *,
     vault: Path | None,
     identity: Path | None,
-    socket: Path | None,
-    url: str | None,
-    token: str | None,
-    ca: Path | None,
-    cert: Path | None,
-    key: Path | None,
+    target: TargetOptions,
 ) -> Iterator[SecretSource]:
     """The service (Unix socket first, then --url with TLS and a token) or the vault."""
     if kind not in ("auto", "service", "vault"):
@@ -326,14 +318,14 @@ def _source(
     if kind == "vault" or (kind == "auto" and vault is not None):
         yield VaultSource(_open_vault(settings, vault, identity))
         return
-    targets = [resolve_target(settings, socket=socket)]
-    url = url or os.environ.get("PATINA_SERVE_URL")
+    endpoints = [TargetOptions(socket=target.socket).resolve(settings)]
+    url = target.url or os.environ.get("PATINA_SERVE_URL")
     if url:
-        targets.append(resolve_target(settings, url=url, token=token, ca=ca, cert=cert, key=key))
+        endpoints.append(dataclasses.replace(target, socket=None, url=url).resolve(settings))
     tried = []
-    for target in targets:
-        with open_client(target, timeout=30.0) as client:
-            source = ServiceSource(client, where=target.describe())
+    for endpoint in endpoints:
+        with open_client(endpoint, timeout=30.0) as client:
+            source = ServiceSource(client, where=endpoint.describe())
             try:
                 source.probe()
             except (ServiceUnreachable, RunError) as exc:
@@ -348,33 +340,27 @@ def _source(
 
 
 @secrets_app.command("handle")
+@with_target_options
 def handle(
     name: str,
     ttl: Annotated[int | None, typer.Option("--ttl", help="Seconds (server default).")] = None,
     uses: Annotated[int | None, typer.Option("--uses", help="Resolutions allowed.")] = None,
     config: ConfigOption = None,
-    socket: SocketOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    ca: CaOption = None,
-    cert: ClientCertOption = None,
-    key: ClientKeyOption = None,
+    *,
+    target: TargetOptions,
 ) -> None:
     """Mint an opaque handle for a secret (print `<secret:…>`), to give to an agent."""
-    settings = _settings(config)
-    target = resolve_target(
-        settings, socket=socket, url=url, token=token, ca=ca, cert=cert, key=key
-    )
+    endpoint = target.resolve(_settings(config))
     body: dict[str, object] = {"name": name}
     if ttl is not None:
         body["ttl_secs"] = ttl
     if uses is not None:
         body["uses"] = uses
     try:
-        with open_client(target, timeout=10.0) as client:
+        with open_client(endpoint, timeout=10.0) as client:
             response = client.post("/secrets/handles", json=body)
     except (httpx.HTTPError, OSError) as exc:
-        fail(f"{target.describe()} is not answering: {exc}", 1)
+        fail(f"{endpoint.describe()} is not answering: {exc}", 1)
     if response.status_code != 201:
         fail(f"{response.json().get('error', response.text)} (HTTP {response.status_code})", 1)
     typer.echo(response.json()["handle"])
@@ -384,6 +370,7 @@ def handle(
     "run",
     context_settings={"allow_interspersed_args": False, "ignore_unknown_options": True},
 )
+@with_target_options
 def run(
     command: Annotated[list[str], typer.Argument(help="CMD ARGS… (after --).")],
     env: Annotated[
@@ -397,12 +384,8 @@ def run(
     config: ConfigOption = None,
     vault: VaultOption = None,
     identity: IdentityOption = None,
-    socket: SocketOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    ca: CaOption = None,
-    cert: ClientCertOption = None,
-    key: ClientKeyOption = None,
+    *,
+    target: TargetOptions,
 ) -> None:
     """Run CMD with secrets resolved at exec time; scrub every value from its output.
 
@@ -414,18 +397,7 @@ def run(
     settings = _settings(config)
     env_list = env or []
     code = 0
-    with _source(
-        settings,
-        source,
-        vault=vault,
-        identity=identity,
-        socket=socket,
-        url=url,
-        token=token,
-        ca=ca,
-        cert=cert,
-        key=key,
-    ) as secrets_source:
+    with _source(settings, source, vault=vault, identity=identity, target=target) as secrets_source:
         try:
             plan = plan_command(
                 command,
@@ -459,6 +431,7 @@ def run(
 
 
 @secrets_app.command("redact")
+@with_target_options
 def redact(
     name: Annotated[
         list[str] | None,
@@ -468,27 +441,12 @@ def redact(
     config: ConfigOption = None,
     vault: VaultOption = None,
     identity: IdentityOption = None,
-    socket: SocketOption = None,
-    url: UrlOption = None,
-    token: TokenOption = None,
-    ca: CaOption = None,
-    cert: ClientCertOption = None,
-    key: ClientKeyOption = None,
+    *,
+    target: TargetOptions,
 ) -> None:
     """Filter stdin to stdout, replacing secret values (and their encodings) by handles."""
     settings = _settings(config)
-    with _source(
-        settings,
-        source,
-        vault=vault,
-        identity=identity,
-        socket=socket,
-        url=url,
-        token=token,
-        ca=ca,
-        cert=cert,
-        key=key,
-    ) as secrets_source:
+    with _source(settings, source, vault=vault, identity=identity, target=target) as secrets_source:
         try:
             if name:
                 resolved = secrets_source.resolve(Reference("name", n) for n in name)

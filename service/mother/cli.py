@@ -6,11 +6,9 @@ from __future__ import annotations
 import asyncio
 from typing import Any
 
-import httpx
-
 from service.cli.common import fail
 from service.errors import StartupError
-from service.mother.client import AnswerTooLarge, MotherClient, describe_failure
+from service.mother.client import MotherClient, NodeFailure, describe_failure
 from service.mother.config import MotherNode
 from service.settings import Settings
 
@@ -39,7 +37,9 @@ def mother_scry(settings: Settings, name: str, body: dict[str, Any]) -> dict[str
         status, answer = asyncio.run(_post(node, body))
     except StartupError as exc:
         fail(str(exc))
-    except (httpx.HTTPError, OSError, AnswerTooLarge) as exc:
+    except TimeoutError:
+        fail(f"mother {name} at {node.url}: no answer within {node.timeout_ms} ms", code=1)
+    except NodeFailure as exc:
         fail(f"cannot reach mother {name} at {node.url}: {describe_failure(exc)}", code=1)
     if status != 200 or not isinstance(answer, dict):
         said = answer.get("error") if isinstance(answer, dict) else None

@@ -2,34 +2,38 @@
 
 Files are read once, in `MotherClient.open`: the token into memory (never logged, never in
 a repr or an error message), the CA, certificate and key into an SSL context. Each node
-keeps one httpx.AsyncClient, so its connections (and TLS sessions) are reused across
-queries. Answers are read with a size cap: a node is a peer, not a trusted party.
+keeps one pool of keep-alive connections (http1.py), reused across queries. Answers are
+read with a size cap: a node is a peer, not a trusted party.
 """
 
 from __future__ import annotations
 
+import asyncio
 import json
 import ssl
 from typing import Any
+from urllib.parse import urlsplit
 
-import httpx
-
-from service.client import UDS_BASE_URL, ssl_context
+from service.client import ssl_context
 from service.errors import StartupError
 from service.mother.config import MotherNode
 from service.mother.hops import HOP_HEADER
+from service.mother.http1 import (
+    AnswerTooLarge,
+    Http1Pool,
+    NodeUnreachable,
+    PoolLimits,
+    ProtocolError,
+)
 
 ANSWER_CAP = 16 * 1024 * 1024
 # Below the server's default keep-alive (5 s), so a pooled connection is never reused just
 # as the node closes it.
 KEEPALIVE_EXPIRY = 4.0
-POOL = httpx.Limits(
-    max_connections=32, max_keepalive_connections=8, keepalive_expiry=KEEPALIVE_EXPIRY
-)
-
-
-class AnswerTooLarge(Exception):
-    """The node sent more than ANSWER_CAP bytes."""
+MAX_CONNECTIONS = 32
+MAX_IDLE_CONNECTIONS = 8
+# What a request to a node can fail with, besides its deadline (TimeoutError).
+NodeFailure = (NodeUnreachable, AnswerTooLarge, ProtocolError, OSError)
 
 
 class BearerToken:
@@ -82,61 +86,62 @@ def node_ssl_context(node: MotherNode) -> ssl.SSLContext:
 class MotherClient:
     """POSTs JSON to one node and returns (status, parsed JSON) with the size cap applied."""
 
-    def __init__(
-        self, node: MotherNode, *, http: httpx.AsyncClient, token: BearerToken | None
-    ) -> None:
+    def __init__(self, node: MotherNode, *, pool: Http1Pool, token: BearerToken | None) -> None:
         self.node = node
-        self._http = http
+        self._pool = pool
         self._token = token
 
     @classmethod
     def open(cls, node: MotherNode) -> MotherClient:
-        """Read the node's files and build its pooled client (StartupError on bad files)."""
-        timeout = httpx.Timeout(node.timeout)
+        """Read the node's files and build its pooled client (StartupError on bad files).
+        Proxy settings from the environment are not consulted: this traffic goes direct."""
+        limits = PoolLimits(
+            answer_cap=ANSWER_CAP,
+            max_connections=MAX_CONNECTIONS,
+            max_idle=MAX_IDLE_CONNECTIONS,
+            idle_expiry=KEEPALIVE_EXPIRY,
+        )
         socket_path = node.socket_path
         if socket_path is not None:
             # Over the node's socket the peer's uid is the credential: no token is sent.
-            transport = httpx.AsyncHTTPTransport(uds=str(socket_path), limits=POOL)
-            http = httpx.AsyncClient(
-                transport=transport, base_url=UDS_BASE_URL, timeout=timeout, trust_env=False
-            )
-            return cls(node, http=http, token=None)
+            return cls(node, pool=Http1Pool(uds=str(socket_path), limits=limits), token=None)
         token = read_token(node)
-        transport = httpx.AsyncHTTPTransport(verify=node_ssl_context(node), limits=POOL)
-        # trust_env off: proxies and netrc from the environment must not see this traffic.
-        http = httpx.AsyncClient(
-            transport=transport, base_url=node.url, timeout=timeout, trust_env=False
+        url = urlsplit(node.url)
+        if url.hostname is None:
+            raise StartupError(f"mother {node.name}: url {node.url} has no host")
+        try:
+            port = url.port or 443
+        except ValueError:
+            raise StartupError(f"mother {node.name}: url {node.url} has an invalid port") from None
+        pool = Http1Pool(
+            host=url.hostname,
+            port=port,
+            host_header=url.netloc,
+            ssl_context=node_ssl_context(node),
+            limits=limits,
         )
-        return cls(node, http=http, token=token)
+        return cls(node, pool=pool, token=token)
 
     @property
     def name(self) -> str:
         return self.node.name
 
     async def post_json(self, path: str, payload: dict[str, Any], *, hops: int) -> tuple[int, Any]:
-        """POST `payload`; the answer's status and JSON (None if it is not JSON).
-
-        Raises httpx errors for transport failures and AnswerTooLarge past the cap."""
-        headers = {HOP_HEADER: str(hops)}
+        """POST `payload` within the node's deadline; the answer's status and JSON (None if
+        it is not JSON). Raises TimeoutError past the deadline, else one of NodeFailure."""
+        headers = {"Content-Type": "application/json", HOP_HEADER: str(hops)}
         if self._token is not None:
             headers.update(self._token.header())
-        async with self._http.stream("POST", path, json=payload, headers=headers) as response:
-            declared = response.headers.get("content-length", "")
-            if declared.isdigit() and int(declared) > ANSWER_CAP:
-                raise AnswerTooLarge()
-            body = bytearray()
-            async for chunk in response.aiter_bytes():
-                body += chunk
-                if len(body) > ANSWER_CAP:
-                    raise AnswerTooLarge()
-            status = response.status_code
+        body = json.dumps(payload, separators=(",", ":")).encode()
+        async with asyncio.timeout(self.node.timeout):
+            status, answer = await self._pool.request("POST", path, body=body, headers=headers)
         try:
-            return status, json.loads(body) if body else None
+            return status, json.loads(answer) if answer else None
         except ValueError:
             return status, None
 
     async def aclose(self) -> None:
-        await self._http.aclose()
+        await self._pool.aclose()
 
     def __repr__(self) -> str:
         return f"MotherClient(name={self.node.name!r}, url={self.node.url!r})"
@@ -154,9 +159,11 @@ def describe_failure(exc: BaseException) -> str:
     """A short, secret-free reason for a failed request (shown in the node's status)."""
     if isinstance(exc, AnswerTooLarge):
         return f"answer larger than {ANSWER_CAP // (1024 * 1024)} MiB"
-    if isinstance(exc, httpx.ConnectError):
-        # httpx's message is the socket or TLS error ("[Errno 111] Connection refused").
+    if isinstance(exc, NodeUnreachable):
+        # The socket or TLS error ("Connection refused", "TLS handshake failed: ...").
         return f"cannot connect: {str(exc)[:200] or 'connection failed'}"
-    if isinstance(exc, httpx.RemoteProtocolError | httpx.ReadError | httpx.WriteError):
-        return f"connection failed: {type(exc).__name__}"
+    if isinstance(exc, ProtocolError):
+        return f"bad answer: {exc}"
+    if isinstance(exc, OSError):
+        return f"connection failed: {exc.strerror or type(exc).__name__}"
     return type(exc).__name__

@@ -21,12 +21,11 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-import httpx
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from service.bounding import Bounded
 from service.errors import BadRequest, DeadlineExceeded, ServiceError, StartupError
-from service.mother.client import AnswerTooLarge, MotherClient, describe_failure
+from service.mother.client import MotherClient, NodeFailure, describe_failure
 from service.mother.config import LOCAL_NODE
 from service.mother.metrics import MotherMetrics
 
@@ -195,11 +194,11 @@ class Federation:
         message: str | None = None
         outcome: Outcome
         try:
-            async with asyncio.timeout(client.node.timeout):
-                code, body = await client.post_json(SCRY_PATH, payload, hops=hops)
-        except (TimeoutError, httpx.TimeoutException):
+            # post_json keeps the node's deadline (its timeout_ms) itself.
+            code, body = await client.post_json(SCRY_PATH, payload, hops=hops)
+        except TimeoutError:
             outcome, message = "timeout", f"no answer within {client.node.timeout_ms} ms"
-        except (httpx.HTTPError, AnswerTooLarge, OSError) as exc:
+        except NodeFailure as exc:
             outcome, message = "error", describe_failure(exc)
         else:
             outcome, results, message = classify(code, body)
@@ -303,8 +302,6 @@ async def open_federation(resources: Resources) -> Federation:
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
         raise StartupError(f"mother names must be unique: {', '.join(duplicates)}")
-    # httpx logs every request at INFO; the nodes' outcomes are logged here instead.
-    logging.getLogger("httpx").setLevel(logging.WARNING)
     clients: list[MotherClient] = []
     try:
         for node in nodes:

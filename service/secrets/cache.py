@@ -9,12 +9,12 @@ bytes) whether or not anyone reads them; `POST /secrets/lock` drops the entry at
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import threading
 import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
+from service.aio import cancel_and_wait
 from service.secrets.store import wipe
 
 DEFAULT_TTL_SECS = 600
@@ -108,11 +108,8 @@ class SessionCache:
         self._task = asyncio.get_running_loop().create_task(self._purge_loop(purge_secs))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
         self.clear()
 
     async def _purge_loop(self, purge_secs: float) -> None:

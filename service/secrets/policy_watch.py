@@ -9,12 +9,12 @@ why and records a `policy_reload` audit event with outcome `invalid`.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import os
 from collections.abc import Callable
 from pathlib import Path
 
+from service.aio import cancel_and_wait
 from service.secrets.policy import Policy, PolicyError, default_policy, load_policy
 
 log = logging.getLogger("patina.secrets.policy")
@@ -86,11 +86,8 @@ class PolicyHolder:
             self._task = asyncio.get_running_loop().create_task(self._poll(poll_secs))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        task, self._task = self._task, None
+        await cancel_and_wait(task)
 
     async def _poll(self, poll_secs: float) -> None:
         while True:

@@ -19,6 +19,7 @@ from typing import Any
 
 import httpx
 
+from service.client import CLIENT_LIMITS
 from service.secrets.sources import Fingerprint, Source, SourceError
 
 log = logging.getLogger("patina.sidecar")
@@ -41,9 +42,8 @@ class ServiceStatus:
 
 def admin_client(socket: Path, *, timeout: float = 5.0) -> httpx.Client:
     """A keep-alive client on the admin socket."""
-    return httpx.Client(
-        transport=httpx.HTTPTransport(uds=str(socket)), base_url=ADMIN_BASE_URL, timeout=timeout
-    )
+    transport = httpx.HTTPTransport(uds=str(socket), limits=CLIENT_LIMITS)
+    return httpx.Client(transport=transport, base_url=ADMIN_BASE_URL, timeout=timeout)
 
 
 def get_status(client: httpx.Client) -> ServiceStatus:

@@ -4,8 +4,7 @@ given kind of connection (socket owner, stranger, TCP caller)."""
 from __future__ import annotations
 
 import os
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
@@ -17,7 +16,8 @@ from service.app import create_app
 from service.resources import Resources, open_resources
 from service.settings import Settings, load_settings
 from service.tokens import TokenRecord, TokenStore, digest
-from service.transport.connection import ConnectionInfo, PeerCred, tagged
+from service.transport.connection import ConnectionInfo, PeerCred
+from tests.support.asgi import ClientFactory, client_factory
 
 OWNER = ConnectionInfo("uds", PeerCred(pid=4242, uid=os.getuid(), gid=os.getgid()))
 STRANGER = ConnectionInfo("uds", PeerCred(pid=4343, uid=54321, gid=54321), peer_allowed=False)
@@ -64,18 +64,9 @@ def app(resources: Resources) -> FastAPI:
     return app
 
 
-ClientFactory = Callable[[ConnectionInfo], AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
 @pytest.fixture
 def client_as(app: FastAPI) -> ClientFactory:
-    @asynccontextmanager
-    async def factory(conn: ConnectionInfo) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=tagged(app, conn), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://patina.local") as c:
-            yield c
-
-    return factory
+    return client_factory(app)
 
 
 @pytest.fixture

@@ -7,7 +7,8 @@ import logging
 import httpx
 import pytest
 
-from tests.core.conftest import STRANGER, TCP, TEST_TOKEN, ClientFactory
+from tests.core.conftest import STRANGER, TCP, TEST_TOKEN
+from tests.support.asgi import ClientFactory
 
 pytestmark = pytest.mark.anyio
 

@@ -4,21 +4,19 @@ or the admin socket."""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
-from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from collections.abc import AsyncIterator
 from pathlib import Path
 
 import httpx
 import pytest
-from fastapi import FastAPI
 
 from service.app import create_admin_app, create_app
 from service.resources import Resources, open_resources
 from service.secrets.broker import SecretsBroker
 from service.settings import Settings, load_settings
 from service.tokens import TokenRecord, TokenStore, digest
-from service.transport.connection import ConnectionInfo, tagged
 from tests.secrets.helpers import ADMIN, AGENT_TOKEN, CI_TOKEN, OTHER_UID, OWNER, write_consumers
+from tests.support.asgi import ClientFactory, client_factory
 
 
 @pytest.fixture
@@ -71,27 +69,14 @@ def broker(resources: Resources) -> SecretsBroker:
     return resources.secrets
 
 
-ClientFactory = Callable[[ConnectionInfo], AbstractAsyncContextManager[httpx.AsyncClient]]
-
-
-def _factory(app: FastAPI) -> ClientFactory:
-    @asynccontextmanager
-    async def factory(conn: ConnectionInfo) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=tagged(app, conn), raise_app_exceptions=False)
-        async with httpx.AsyncClient(transport=transport, base_url="http://patina.local") as c:
-            yield c
-
-    return factory
-
-
 @pytest.fixture
 def client_as(resources: Resources) -> ClientFactory:
-    return _factory(create_app(resources))
+    return client_factory(create_app(resources))
 
 
 @pytest.fixture
 def admin_client_as(resources: Resources) -> ClientFactory:
-    return _factory(create_admin_app(resources))
+    return client_factory(create_admin_app(resources))
 
 
 @pytest.fixture

@@ -11,7 +11,6 @@ import pytest
 from service.resources import Resources
 from service.secrets.broker import SecretsBroker
 from service.transport.connection import ConnectionInfo, PeerCred
-from tests.secrets.conftest import ClientFactory
 from tests.secrets.helpers import (
     AGENT_TOKEN,
     CI_TOKEN,
@@ -23,6 +22,7 @@ from tests.secrets.helpers import (
     audit_events,
     push,
 )
+from tests.support.asgi import ClientFactory
 
 pytestmark = pytest.mark.anyio
 

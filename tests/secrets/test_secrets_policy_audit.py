@@ -16,7 +16,6 @@ from service.resources import Resources
 from service.secrets.audit import AuditLog, tail_lines
 from service.secrets.policy import PolicyError, load_policy
 from service.transport.connection import ConnectionInfo, PeerCred
-from tests.secrets.conftest import ClientFactory
 from tests.secrets.helpers import (
     OTHER,
     OTHER_UID,
@@ -26,6 +25,7 @@ from tests.secrets.helpers import (
     push,
     write_consumers,
 )
+from tests.support.asgi import ClientFactory
 
 SET = {"GITHUB_TOKEN": TRIPWIRE, "DB_PASSWORD": TRIPWIRE_2}
 

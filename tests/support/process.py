@@ -20,6 +20,8 @@ from pathlib import Path
 
 import httpx
 
+from service.client import CLIENT_LIMITS
+
 PATINA = str(Path(sys.executable).with_name("patina"))
 
 
@@ -30,7 +32,7 @@ def short_tmp_dir(prefix: str = "pt") -> Path:
 
 def uds_client(path: Path, **kwargs: object) -> httpx.Client:
     return httpx.Client(
-        transport=httpx.HTTPTransport(uds=str(path)),
+        transport=httpx.HTTPTransport(uds=str(path), limits=CLIENT_LIMITS),
         base_url="http://patina.local",
         **kwargs,  # type: ignore[arg-type]
     )
