@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import os
 import stat
@@ -133,6 +134,57 @@ def test_audit_file_is_0600_and_one_json_object_per_line(tmp_path: Path) -> None
     assert len(lines) == 50
     assert tail_lines(path, 3)[-1].startswith('{"ts":')
     assert '"name":"N49"' in tail_lines(path, 1)[0]
+
+
+def test_a_burst_of_events_is_written_in_few_whole_line_writes_in_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    writes: list[bytes] = []
+    real_write = os.write
+
+    def counting_write(fd: int, data: bytes) -> int:
+        writes.append(bytes(data))
+        return real_write(fd, data)
+
+    monkeypatch.setattr("service.secrets.audit.os.write", counting_write)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    audit.start()
+    for i in range(2000):
+        audit.record("read", principal="uid:1", name=f"N{i}", outcome="allow", latency_us=1)
+    assert audit.flush()
+    audit.close()
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert [json.loads(line)["name"] for line in lines] == [f"N{i}" for i in range(2000)]
+    assert all(chunk.endswith(b"\n") for chunk in writes)  # only whole lines per write
+    assert len(writes) < 100  # batched: not one system call per event
+
+
+def test_a_short_write_is_resumed_without_tearing_a_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    real_write = os.write
+    calls = 0
+
+    def short_then_full(fd: int, data: bytes) -> int:
+        nonlocal calls
+        calls += 1
+        if calls == 1:  # e.g. a disk that filled up part-way, then an error
+            return real_write(fd, data[:7])
+        if calls == 2:
+            raise OSError(28, "No space left on device")
+        return real_write(fd, data)
+
+    monkeypatch.setattr("service.secrets.audit.os.write", short_then_full)
+    monkeypatch.setattr("service.secrets.audit.RETRY_SECS", 0.05)
+    audit = AuditLog(tmp_path / "audit.jsonl")
+    audit.start()
+    audit.record("read", principal="uid:1", name="ONE", outcome="allow", latency_us=1)
+    assert audit.flush(timeout=5.0)
+    audit.record("read", principal="uid:1", name="TWO", outcome="allow", latency_us=1)
+    assert audit.flush(timeout=5.0)
+    audit.close()
+    lines = (tmp_path / "audit.jsonl").read_text().splitlines()
+    assert [json.loads(line)["name"] for line in lines] == ["ONE", "TWO"]
 
 
 def test_unwritable_audit_buffers_in_memory_counts_drops_and_recovers(tmp_path: Path) -> None:
