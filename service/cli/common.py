@@ -30,11 +30,13 @@ UrlOption = Annotated[
     str | None,
     typer.Option("--url", help="https://host:port of a remote service.", show_default=False),
 ]
-TokenOption = Annotated[
-    str | None,
+# A file, not the token itself: argv is readable by every local user in /proc.
+TokenFileOption = Annotated[
+    Path | None,
     typer.Option(
-        "--token",
-        help="Bearer token for --url (default: PATINA_SERVE_TOKEN, then run/serve.token).",
+        "--token-file",
+        help="File holding the bearer token for --url (default: PATINA_SERVE_TOKEN, then "
+        "run/serve.token).",
         show_default=False,
     ),
 ]
@@ -49,13 +51,14 @@ ClientKeyOption = Annotated[Path | None, typer.Option("--key", help="Client key 
 
 @dataclass(frozen=True)
 class TargetOptions:
-    """Where a client command reaches the service: --socket, or --url, --token, --ca, --cert
-    and --key. The field types are the options' typer declarations (see with_target_options).
+    """Where a client command reaches the service: --socket, or --url, --token-file, --ca,
+    --cert and --key. The field types are the options' typer declarations (see
+    with_target_options).
     """
 
     socket: SocketOption = None
     url: UrlOption = None
-    token: TokenOption = None
+    token_file: TokenFileOption = None
     ca: CaOption = None
     cert: ClientCertOption = None
     key: ClientKeyOption = None
@@ -65,22 +68,38 @@ class TargetOptions:
         # Imported here: httpx is kept out of start-up for the commands that do not need it.
         from service.client import resolve_target
 
+        token = None
+        if self.url is not None and self.token_file is not None:
+            token = read_token_file(self.token_file)
         return resolve_target(
             settings,
             socket=self.socket,
             url=self.url,
-            token=self.token,
+            token=token,
             ca=self.ca,
             cert=self.cert,
             key=self.key,
         )
 
 
+def read_token_file(path: Path) -> str:
+    """The token a --token-file holds (one line); exits 2 naming the file, never its
+    contents, when it cannot be read or holds no single token."""
+    try:
+        token = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        fail(f"cannot read --token-file {path}: {reason}")
+    if not token or any(c.isspace() for c in token):
+        fail(f"--token-file {path} must hold one token")
+    return token
+
+
 def with_target_options(command: Callable[..., R]) -> Callable[..., R]:
     """Give a typer command the six client-target options as one `target: TargetOptions`.
 
     The decorated function takes a keyword argument `target: TargetOptions`; the command
-    typer sees has, in its place, --socket, --url, --token, --ca, --cert and --key (after
+    typer sees has, in its place, --socket, --url, --token-file, --ca, --cert and --key (after
     the function's own options, in that order), and builds the TargetOptions from them.
     """
     # A decorator, not a parameter type: typer declares options by the function's signature.

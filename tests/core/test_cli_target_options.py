@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import pytest
 import typer
 from typer.testing import CliRunner
 
@@ -11,7 +12,7 @@ from service.cli.common import ConfigOption, TargetOptions, with_target_options
 from service.client import Target
 from service.settings import load_settings
 
-TARGET_FLAGS = ["--socket", "--url", "--token", "--ca", "--cert", "--key"]
+TARGET_FLAGS = ["--socket", "--url", "--token-file", "--ca", "--cert", "--key"]
 
 
 def _app(seen: list[TargetOptions]) -> typer.Typer:
@@ -28,11 +29,11 @@ def _app(seen: list[TargetOptions]) -> typer.Typer:
 
 def test_decorated_command_gets_one_target_options() -> None:
     seen: list[TargetOptions] = []
-    args = ["x", "--url", "https://h:1", "--token", "t", "--ca", "ca.pem", "--key", "k.pem"]
+    args = ["x", "--url", "https://h:1", "--token-file", "t", "--ca", "ca.pem", "--key", "k"]
     result = CliRunner().invoke(_app(seen), args)
     assert result.exit_code == 0, result.output
     assert seen == [
-        TargetOptions(url="https://h:1", token="t", ca=Path("ca.pem"), key=Path("k.pem"))
+        TargetOptions(url="https://h:1", token_file=Path("t"), ca=Path("ca.pem"), key=Path("k"))
     ]
     result = CliRunner().invoke(_app(seen), ["y"])
     assert result.exit_code == 0, result.output
@@ -51,5 +52,41 @@ def test_resolve_uses_the_options_and_falls_back_to_the_local_socket(tmp_path: P
     settings = load_settings(home=tmp_path)
     assert TargetOptions().resolve(settings) == Target(socket=settings.resolved_socket_path)
     assert TargetOptions(socket=tmp_path / "s").resolve(settings) == Target(socket=tmp_path / "s")
-    remote = TargetOptions(socket=tmp_path / "s", url="https://h:1", token="t", cert=Path("c"))
-    assert remote.resolve(settings) == Target(url="https://h:1", token="t", cert=Path("c"))
+    token_file = tmp_path / "token"
+    token_file.write_text("pt_tripwire-cli-token-4d1c\n")
+    remote = TargetOptions(
+        socket=tmp_path / "s", url="https://h:1", token_file=token_file, cert=Path("c")
+    )
+    assert remote.resolve(settings) == Target(
+        url="https://h:1", token="pt_tripwire-cli-token-4d1c", cert=Path("c")
+    )
+
+
+def test_a_token_is_never_taken_from_argv() -> None:
+    result = CliRunner().invoke(_app([]), ["x", "--url", "https://h:1", "--token", "pt_x"])
+    assert result.exit_code == 2
+    assert "No such option" in result.output
+
+
+@pytest.mark.parametrize(
+    ("content", "message"),
+    [(None, "No such file"), ("", "must hold one token"), ("pt_a pt_b", "must hold one token")],
+)
+def test_a_bad_token_file_exits_2_naming_the_file_not_its_contents(
+    tmp_path: Path, content: str | None, message: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "token"
+    if content is not None:
+        path.write_text(content)
+    seen: list[TargetOptions] = []
+    app = _app(seen)
+    result = CliRunner().invoke(app, ["x", "--url", "https://h:1", "--token-file", str(path)])
+    assert result.exit_code == 0  # the probe command does not resolve; resolving does:
+    settings = load_settings(home=tmp_path / "home")
+    with pytest.raises(typer.Exit) as exited:
+        seen[0].resolve(settings)
+    assert exited.value.exit_code == 2
+    said = capsys.readouterr().err
+    assert message in said
+    assert str(path) in said
+    assert "pt_a" not in said
