@@ -14,8 +14,9 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import NAME, __version__
-from service.errors import error_responses, http_exception_handler, validation_exception_handler
+from service.errors import error_responses
 from service.http import core_routes
+from service.http.error_handlers import http_exception_handler, validation_exception_handler
 from service.http.hardening import HardeningMiddleware
 from service.knowledge import routes as knowledge_routes
 from service.resources import Resources

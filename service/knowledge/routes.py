@@ -21,8 +21,9 @@ from service.knowledge.indexer import IndexReport
 from service.knowledge.query_vector import QueryVector, decode, encode
 from service.knowledge.search import Mode, Query
 from service.knowledge.service import IndexRun, IndexState, KnowledgeService
+from service.mother.deps import HopsDep
 from service.mother.federation import Federate, NodeStatus, federated_scry
-from service.mother.hops import HopsDep, may_federate
+from service.mother.hops import may_federate
 from service.resources import Resources
 
 router = APIRouter(tags=["knowledge"])

@@ -9,25 +9,8 @@ hops) and an unreadable one as the limit (so it federates nowhere).
 
 from __future__ import annotations
 
-from typing import Annotated
-
-from fastapi import Depends, Header
-
 HOP_HEADER = "X-Patina-Hops"
 MAX_HOPS = 1
-
-
-async def hops_of(
-    x_patina_hops: Annotated[
-        str | None,
-        Header(
-            alias=HOP_HEADER,
-            description="Federation hops so far (set by federating nodes; 0 when absent).",
-        ),
-    ] = None,
-) -> int:
-    """The request's hop count (async: a plain def dependency costs a thread-pool hop)."""
-    return parse_hops(x_patina_hops)
 
 
 def parse_hops(value: str | None) -> int:
@@ -43,6 +26,3 @@ def parse_hops(value: str | None) -> int:
 def may_federate(hops: int) -> bool:
     """Whether a request at `hops` may fan out to this node's mothers."""
     return hops < MAX_HOPS
-
-
-HopsDep = Annotated[int, Depends(hops_of)]
