@@ -490,6 +490,12 @@ def report(results: dict[Key, Result], args: argparse.Namespace) -> bool:
         f"p99 <= {UDS_P99_TARGET_MS} ms over UDS",
     ]
     lines += [f"  {'met    ' if ok else 'NOT MET'}  {what}" for what, ok in verdicts]
+    # For reading the targets against the framework's own floor (not a verdict).
+    lines += ["", "the service's req/s against the empty FastAPI app under the same uvicorn:"]
+    for (transport, route, conns, role), res in results.items():
+        fastapi = results.get((transport, route, conns, "fastapi"))
+        if role == "service" and fastapi and fastapi.rps:
+            lines.append(f"  {transport} {route} c={conns}: {res.rps / fastapi.rps:.2f}x")
     print("\n".join(lines))
     return all(ok for _, ok in verdicts)
 
