@@ -1,4 +1,5 @@
-"""Files with anything sensitive: created 0600 atomically (temp, fsync, rename)."""
+"""Files with anything sensitive: created 0600 atomically (temp, fsync, rename), and token
+files read without ever quoting their contents."""
 
 from __future__ import annotations
 
@@ -37,3 +38,20 @@ def read_private(path: Path, *, what: str) -> bytes:
             f"{what} {path} is readable by others (mode {st.st_mode & 0o777:o}); chmod 600 it"
         )
     return path.read_bytes()
+
+
+class TokenFileError(Exception):
+    """A token file that cannot be used; the message names the file, never its contents."""
+
+
+def read_one_token(path: Path, *, label: str) -> str:
+    """The single token `path` holds (surrounding whitespace ignored). `label` names the
+    setting or option the path came from, for the error message."""
+    try:
+        value = path.read_text().strip()
+    except (OSError, UnicodeDecodeError) as exc:
+        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
+        raise TokenFileError(f"cannot read {label} {path}: {reason}") from None
+    if not value or any(c.isspace() for c in value):
+        raise TokenFileError(f"{label} {path} must hold one token")
+    return value

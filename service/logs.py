@@ -10,32 +10,35 @@ import json
 import logging
 import sys
 import time
+from collections.abc import Callable
 from typing import Any
 
 _RESERVED = set(logging.LogRecord("", 0, "", 0, "", None, None).__dict__) | {"fields", "message"}
 
 
-class _SecondClock:
-    """Formats a record's time, reusing the text of the current second: strftime on every
-    access line was a measurable share of a request."""
+class SecondClock:
+    """Formats the whole second of a timestamp, reusing the text while the second lasts:
+    strftime on every access line and audit event was a measurable share of a request."""
 
-    def __init__(self, fmt: str, convert: Any) -> None:
+    def __init__(self, fmt: str, convert: Callable[[float], time.struct_time]) -> None:
         self.fmt = fmt
         self.convert = convert
-        self.second = -1
-        self.text = ""
+        # One tuple, replaced whole, so a thread never pairs one second with another's text.
+        self._last: tuple[int, str] = (-1, "")
 
-    def __call__(self, created: float) -> str:
-        second = int(created)
-        if second != self.second:
-            self.second, self.text = second, time.strftime(self.fmt, self.convert(second))
-        return self.text
+    def __call__(self, timestamp: float) -> str:
+        second = int(timestamp)
+        last = self._last
+        if last[0] != second:
+            last = (second, time.strftime(self.fmt, self.convert(second)))
+            self._last = last
+        return last[1]
 
 
 class JsonFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__()
-        self._clock = _SecondClock("%Y-%m-%dT%H:%M:%S", time.gmtime)
+        self._clock = SecondClock("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
     def format(self, record: logging.LogRecord) -> str:
         out: dict[str, Any] = {
@@ -53,7 +56,7 @@ class JsonFormatter(logging.Formatter):
 class TextFormatter(logging.Formatter):
     def __init__(self) -> None:
         super().__init__("%(asctime)s %(levelname)s %(name)s %(message)s")
-        self._clock = _SecondClock(self.default_time_format, time.localtime)
+        self._clock = SecondClock(self.default_time_format, time.localtime)
 
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         return f"{self._clock(record.created)},{int(record.msecs):03d}"

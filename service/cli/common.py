@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, NoReturn, TypeVar
 
 import typer
 
+from service.fileio import TokenFileError, read_one_token
 from service.settings import Settings, SettingsError, load_settings
 
 if TYPE_CHECKING:
@@ -83,16 +84,12 @@ class TargetOptions:
 
 
 def read_token_file(path: Path) -> str:
-    """The token a --token-file holds (one line); exits 2 naming the file, never its
-    contents, when it cannot be read or holds no single token."""
+    """The token a --token-file holds; exits 2 naming the file, never its contents, when it
+    cannot be read or holds no single token."""
     try:
-        token = path.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        fail(f"cannot read --token-file {path}: {reason}")
-    if not token or any(c.isspace() for c in token):
-        fail(f"--token-file {path} must hold one token")
-    return token
+        return read_one_token(path, label="--token-file")
+    except TokenFileError as exc:
+        fail(str(exc))
 
 
 def with_target_options(command: Callable[..., R]) -> Callable[..., R]:

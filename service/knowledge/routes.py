@@ -67,11 +67,15 @@ class ScryRequest(BaseModel):
         "sends it so every node embeds the query once); ignored if its model differs.",
     )
 
+    @property
+    def resolved_mode(self) -> Mode:
+        """`mode` if given, else Patina's rule: `hybrid: false` means semantic."""
+        return self.mode or ("semantic" if self.hybrid is False else "hybrid")
+
     def to_query(self, *, max_limit: int) -> Query:
-        mode: Mode = self.mode or ("semantic" if self.hybrid is False else "hybrid")
         return Query(
             text=self.query,
-            mode=mode,
+            mode=self.resolved_mode,
             limit=min(self.limit, max_limit),
             min_score=self.min_score,
             repo=None if self.all_repos else self.repo,
@@ -160,8 +164,7 @@ async def _with_query_vector(body: ScryRequest, resources: Resources) -> ScryReq
     """The request with its query's embedding, computed once here for every node that
     takes part (they would otherwise each embed the same text on their own CPU)."""
     knowledge: KnowledgeService | None = getattr(resources, "knowledge", None)
-    mode = body.to_query(max_limit=resources.settings.max_limit).mode
-    if knowledge is None or mode == "lexical" or body.query_vector is not None:
+    if knowledge is None or body.resolved_mode == "lexical" or body.query_vector is not None:
         return body
     vector = await resources.bounded.run(lambda cancel: knowledge.embed_query(body.query, cancel))
     sent = encode(vector, model=knowledge.model_fingerprint)

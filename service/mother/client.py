@@ -16,6 +16,7 @@ from urllib.parse import urlsplit
 
 from service.client import ssl_context
 from service.errors import StartupError
+from service.fileio import TokenFileError, read_one_token
 from service.mother.config import MotherNode
 from service.mother.hops import HOP_HEADER
 from service.mother.http1 import (
@@ -58,15 +59,9 @@ def read_token(node: MotherNode) -> BearerToken | None:
     if node.token_file is None:
         return None
     try:
-        value = node.token_file.read_text().strip()
-    except (OSError, UnicodeDecodeError) as exc:
-        reason = exc.strerror if isinstance(exc, OSError) else "not UTF-8 text"
-        raise StartupError(
-            f"mother {node.name}: cannot read token_file {node.token_file}: {reason}"
-        ) from None
-    if not value or any(c.isspace() for c in value):
-        raise StartupError(f"mother {node.name}: token_file {node.token_file} must hold one token")
-    return BearerToken(value)
+        return BearerToken(read_one_token(node.token_file, label="token_file"))
+    except TokenFileError as exc:
+        raise StartupError(f"mother {node.name}: {exc}") from None
 
 
 def node_ssl_context(node: MotherNode) -> ssl.SSLContext:

@@ -23,6 +23,8 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
+from service.logs import SecondClock
+
 log = logging.getLogger("patina.secrets.audit")
 
 RETRY_SECS = 1.0
@@ -30,16 +32,13 @@ GATHER_SECS = 0.002
 BATCH_BYTES = 1 << 20
 
 
-_second: list[Any] = [-1, ""]  # the last whole second and its text (strftime is dear)
+_UTC_SECONDS = SecondClock("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
 
 def utc_now() -> str:
     """RFC 3339 time with microseconds, UTC."""
     now = time.time()
-    second = int(now)
-    if second != _second[0]:
-        _second[:] = [second, time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(second))]
-    return f"{_second[1]}.{int((now - second) * 1_000_000):06d}Z"
+    return f"{_UTC_SECONDS(now)}.{int((now % 1) * 1_000_000):06d}Z"
 
 
 class AuditLog:
@@ -141,12 +140,12 @@ class AuditLog:
             if gather:
                 time.sleep(GATHER_SECS)  # let a burst of events join this batch
             with self._cond:
-                batch = self._head_batch()
+                batch, count = self._head_batch()
             if self._write(batch):
                 with self._cond:
-                    for _ in range(batch.count(b"\n")):
+                    for _ in range(count):
                         self._queue.popleft()
-                    self._written += batch.count(b"\n")
+                    self._written += count
                     self._cond.notify_all()
             else:
                 with self._cond:
@@ -154,8 +153,9 @@ class AuditLog:
                         return
                     self._cond.wait(RETRY_SECS)
 
-    def _head_batch(self) -> bytes:
-        """Whole lines from the head of the queue, up to BATCH_BYTES (at least one)."""
+    def _head_batch(self) -> tuple[bytes, int]:
+        """Whole lines from the head of the queue, up to BATCH_BYTES (at least one), and
+        how many."""
         lines: list[bytes] = []
         size = 0
         for line in self._queue:
@@ -163,7 +163,7 @@ class AuditLog:
                 break
             lines.append(line)
             size += len(line)
-        return b"".join(lines)
+        return b"".join(lines), len(lines)
 
     def _write(self, batch: bytes) -> bool:
         """Write `batch` (resuming after a short write); True once all of it is on file."""

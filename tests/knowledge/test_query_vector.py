@@ -13,6 +13,7 @@ from service.knowledge.embedder import Embedder
 from service.knowledge.model import DIMENSIONS
 from service.knowledge.query_vector import QueryVector, decode, encode, fingerprint
 from service.settings import Settings
+from tests.support.metrics import metric_total
 
 from .conftest import ApiFactory
 
@@ -90,7 +91,5 @@ async def test_scry_ranks_by_the_sent_vector_not_by_embedding_the_text_again(
 
 
 def _embed_count(metrics: str) -> float:
-    for line in metrics.splitlines():
-        if line.startswith("embed_duration_seconds_count"):
-            return float(line.split()[-1])
-    raise AssertionError("embed_duration_seconds_count is missing")
+    assert "embed_duration_seconds_count" in metrics
+    return metric_total(metrics, "embed_duration_seconds_count")

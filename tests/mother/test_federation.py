@@ -15,6 +15,7 @@ from tests.mother.cluster import (
     WRONG_TOKEN,
     Cluster,
 )
+from tests.support.metrics import metric_total
 from tests.support.process import run_patina
 
 ROLLBACK = "how do I roll back a broken release"
@@ -31,11 +32,7 @@ def _repos_by_node(answer: dict[str, Any]) -> set[tuple[str, str]]:
 
 
 def _mother_requests(metrics: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("mother_requests_total{")
-    )
+    return metric_total(metrics, "mother_requests_total{")
 
 
 def test_results_from_every_node_merge_and_are_labelled(cluster: Cluster) -> None:
@@ -54,11 +51,7 @@ def test_results_from_every_node_merge_and_are_labelled(cluster: Cluster) -> Non
 
 
 def _embeds(metrics: str) -> float:
-    return sum(
-        float(line.rsplit(" ", 1)[1])
-        for line in metrics.splitlines()
-        if line.startswith("embed_duration_seconds_count")
-    )
+    return metric_total(metrics, "embed_duration_seconds_count")
 
 
 def test_a_hybrid_federated_scry_embeds_its_query_once_for_every_node(cluster: Cluster) -> None:
