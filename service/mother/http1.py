@@ -2,7 +2,7 @@
 connection, over a Unix socket or TLS.
 
 Why not httpx: a federated scry waits for every node, so the client's own CPU sits on the
-critical path once per node, and on this machine httpx spends about 0.5 ms of CPU per
+critical path once per node, and on this machine httpx spends about 0.6 ms of CPU per
 request (measured side by side: bench/mother, BENCHMARKS.md) where asyncio streams need
 a few tens of microseconds. The requests are always alike (a POST with a JSON body; the
 answer framed by Content-Length, chunked, or the end of the connection), which is little
