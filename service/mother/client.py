@@ -32,6 +32,7 @@ ANSWER_CAP = 16 * 1024 * 1024
 # as the node closes it.
 KEEPALIVE_EXPIRY = 4.0
 MAX_CONNECTIONS = 32
+TIMER_RESOLUTION_SECS = 0.001
 MAX_IDLE_CONNECTIONS = 8
 # What a request to a node can fail with, besides its deadline (TimeoutError).
 NodeFailure = (NodeUnreachable, AnswerTooLarge, ProtocolError, OSError)
@@ -128,7 +129,9 @@ class MotherClient:
         if self._token is not None:
             headers.update(self._token.header())
         body = json.dumps(payload, separators=(",", ":")).encode()
-        async with asyncio.timeout(self.node.timeout):
+        # uvloop rounds timer delays to whole milliseconds, so a deadline can fire up to a
+        # millisecond early; the margin keeps "no answer within N ms" true.
+        async with asyncio.timeout(self.node.timeout + TIMER_RESOLUTION_SECS):
             status, answer = await self._pool.request("POST", path, body=body, headers=headers)
         try:
             return status, json.loads(answer) if answer else None
