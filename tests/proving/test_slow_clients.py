@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 import httpx
 import pytest
 
-from tests.proving.stack import Stack, fd_targets, make_stack, settle
+from tests.proving.stack import Held, Stack, make_stack, stable_held
 from tests.support.process import short_tmp_dir
 
 pytestmark = pytest.mark.slow
@@ -106,24 +106,17 @@ def health_watch(stack: Stack) -> Iterator[HealthWatch]:
         thread.join(30)
 
 
-@dataclass
-class Baseline:
-    fds: int
-    threads: int
-    targets: list[str]
+def _baseline(stack: Stack) -> Held:
+    return stable_held(stack.pid)
 
 
-def _baseline(stack: Stack) -> Baseline:
-    fds, thread_count = settle(stack.pid, fds=10_000, thread_count=10_000, timeout=0)
-    return Baseline(fds, thread_count, fd_targets(stack.pid))
-
-
-def _assert_back_to(stack: Stack, baseline: Baseline) -> None:
-    fds, thread_count = settle(stack.pid, fds=baseline.fds, thread_count=baseline.threads)
-    if fds > baseline.fds:
-        extra = Counter(fd_targets(stack.pid)) - Counter(baseline.targets)
-        raise AssertionError(f"fds {fds} > baseline {baseline.fds}; new: {sorted(extra)}")
-    assert thread_count <= baseline.threads, f"threads {thread_count} > {baseline.threads}"
+def _assert_back_to(stack: Stack, baseline: Held) -> None:
+    # One stable snapshot answers both the counts and which fds they are.
+    now = stable_held(stack.pid, limit=baseline)
+    assert now.fd_count <= baseline.fd_count, (
+        f"fds {now.fd_count} > baseline {baseline.fd_count}; new: {now.new_since(baseline)}"
+    )
+    assert now.threads <= baseline.threads, f"threads {now.threads} > {baseline.threads}"
 
 
 def _raw(stack: Stack) -> socket.socket:
