@@ -14,12 +14,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
 MAX_HEAD_BYTES = 64 * 1024
+# Framing numbers as RFC 9112 writes them: digits only. Python's int() also takes a sign,
+# underscores, spaces and non-ASCII digits ("-5", "1_0", "²"), which a node could send.
+_DECIMAL = re.compile(r"[0-9]{1,18}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 class AnswerTooLarge(Exception):
@@ -194,7 +199,7 @@ class Http1Pool:
                 return await self._read_chunked(reader), True
             declared = fields.get("content-length")
             if declared is not None:
-                if not declared.isdigit():
+                if not _DECIMAL.fullmatch(declared):
                     raise ProtocolError("invalid Content-Length in the answer")
                 if int(declared) > self.answer_cap:
                     raise AnswerTooLarge()
@@ -217,10 +222,9 @@ class Http1Pool:
         while True:
             line = await reader.readuntil(b"\r\n")
             size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError("invalid chunk size line") from None
+            if not _HEX.fullmatch(size_text):
+                raise ProtocolError("invalid chunk size line")
+            size = int(size_text, 16)
             if size == 0:
                 # Trailer fields, up to the empty line.
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":
