@@ -153,15 +153,19 @@ class KnowledgeService:
             raw = Path(text)
             if not raw.is_absolute():
                 raise BadRequest(f"index path must be absolute: {text}")
+            # One answer for "missing", "outside the roots" and "not a directory": a
+            # caller who may index must not learn which paths exist on the server.
+            refused = Forbidden(
+                f"index path is not a directory inside the configured roots: {text}"
+            )
             try:
                 real = raw.resolve(strict=True)
+                is_dir = real.is_dir()
             except (OSError, RuntimeError):
-                raise BadRequest(f"index path does not exist: {text}") from None
+                raise refused from None
             root = next((r for r in roots if real.is_relative_to(r)), None)
-            if root is None:
-                raise Forbidden(f"index path is outside the configured roots: {text}")
-            if not real.is_dir():
-                raise BadRequest(f"index path is not a directory: {text}")
+            if root is None or not is_dir:
+                raise refused
             out.append((real, root))
         return out
 
