@@ -22,6 +22,7 @@ from urllib.parse import urlsplit
 import httpx
 
 from service.settings import Settings
+from service.socket_peer import CheckedUnixTransport
 from service.transport.tcp import is_loopback
 
 TOKEN_ENV = "PATINA_SERVE_TOKEN"
@@ -46,6 +47,7 @@ class Target:
     key: Path | None = None
     insecure: bool = False  # plain http:// to a loopback address was asked for explicitly
     note: str | None = None  # why a token was left out, for the user
+    service_uid: int | None = None  # who must be at the other end of `socket` (socket_peer)
 
     def describe(self) -> str:
         return self.url or f"unix://{self.socket}"
@@ -67,7 +69,9 @@ def resolve_target(
     only, the local service's generated token. Raises TargetError for a URL that would
     carry a token unencrypted."""
     if url is None:
-        return Target(socket=socket or settings.resolved_socket_path)
+        return Target(
+            socket=socket or settings.resolved_socket_path, service_uid=settings.service_uid
+        )
     host = check_url(url, insecure=insecure)
     note = None
     if token is None:
@@ -121,8 +125,11 @@ CLIENT_LIMITS = httpx.Limits(keepalive_expiry=4.0)
 
 def open_client(target: Target, *, timeout: float = 30.0) -> httpx.Client:
     if target.socket is not None:
-        transport = httpx.HTTPTransport(uds=str(target.socket), limits=CLIENT_LIMITS)
-        return httpx.Client(transport=transport, base_url=UDS_BASE_URL, timeout=timeout)
+        # Nothing is sent until the socket's peer is known to be the service (WrongPeer).
+        checked = CheckedUnixTransport(
+            target.socket, service_uid=target.service_uid, limits=CLIENT_LIMITS
+        )
+        return httpx.Client(transport=checked, base_url=UDS_BASE_URL, timeout=timeout)
     assert target.url is not None
     # Checked again here, for callers that build a Target themselves.
     check_url(target.url, insecure=target.insecure)

@@ -20,6 +20,8 @@ import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from service.socket_peer import ExpectedServer, WrongPeer
+
 MAX_HEAD_BYTES = 64 * 1024
 # Framing numbers as RFC 9112 writes them: digits only. Python's int() also takes a sign,
 # underscores, spaces and non-ASCII digits ("-5", "1_0", "²"), which a node could send.
@@ -77,8 +79,11 @@ class Http1Pool:
         host_header: str = "localhost",
         ssl_context: ssl.SSLContext | None = None,
         limits: PoolLimits,
+        expected: ExpectedServer | None = None,
     ) -> None:
         self.uds = uds
+        # Over a Unix socket, who must be at the other end (checked before sending).
+        self.expected = expected
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -151,6 +156,12 @@ class Http1Pool:
             # asyncio's own strerror ("Connect call failed (...)") hides the reason.
             reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or "")
             raise NodeUnreachable(reason or type(exc).__name__) from None
+        if self.uds is not None and self.expected is not None:
+            try:
+                self.expected.check(writer.get_extra_info("socket"), self.uds)
+            except WrongPeer as exc:
+                writer.close()
+                raise NodeUnreachable(f"wrong peer: {exc.brief}") from None
         return _Connection(reader, writer)
 
     def _release(self, conn: _Connection) -> None:
