@@ -39,6 +39,21 @@ def index_path(settings: Settings) -> Path:
     return settings.knowledge.index_path or settings.resolved_data_dir / "index.sqlite"
 
 
+def service_paths(settings: Settings) -> list[Path]:
+    """The service's own directories and sensitive files: never indexed, even when a
+    configured root contains them (the home holds the vault and its identity)."""
+    files = [
+        index_path(settings),
+        settings.secrets.audit_file,
+        settings.resolved_token_file,
+        settings.tokens_file,
+        settings.tls_key,
+        settings.secrets.consumers_file,
+    ]
+    dirs = [settings.home, settings.resolved_run_dir, settings.resolved_data_dir]
+    return [path.expanduser() for path in [*dirs, *files] if path is not None]
+
+
 @dataclass
 class IndexRun:
     """The state of the current or last indexing run started through the service."""
@@ -58,6 +73,7 @@ class KnowledgeService:
     def __init__(self, settings: Settings, *, embedder: Embedder, metrics: KnowledgeMetrics):
         self.settings = settings.knowledge
         self.path = index_path(settings)
+        self.service_paths = service_paths(settings)
         self.embedder = embedder
         self.metrics = metrics
         embedder.observers.append(metrics.embed_duration.observe)
@@ -215,7 +231,7 @@ class KnowledgeService:
         conn = None
         try:
             conn = store.open_index(self.path)
-            indexer = Indexer(conn, self.embedder, self.settings)
+            indexer = Indexer(conn, self.embedder, self.settings, service_paths=self.service_paths)
             for path, root in targets:
                 # A sub-directory of a root keeps the root's repository name.
                 report = indexer.index(path, repo=repo or root.name, git=git, cancel=cancel)
