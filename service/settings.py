@@ -109,7 +109,12 @@ class Settings(BaseSettings):
     header_timeout_secs: float = Field(10.0, gt=0, description="Time to send all headers.")
     body_timeout_secs: float = Field(30.0, gt=0, description="Time between body chunks.")
     keepalive_timeout_secs: float = Field(5.0, gt=0, description="Idle keep-alive close.")
-    max_connections: int = Field(1024, ge=1, description="Open connections per listener.")
+    max_connections: int = Field(
+        1024, ge=1, description="Open connections per listener (TCP: counted from accept)."
+    )
+    tls_handshake_timeout_secs: float = Field(
+        5.0, gt=0, le=60, description="Time a TCP client has to complete the TLS handshake."
+    )
     shutdown_grace_secs: float = Field(10.0, ge=0, description="Drain time on SIGTERM.")
 
     # Execution bounding for query work.

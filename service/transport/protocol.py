@@ -37,6 +37,11 @@ class ListenerPolicy:
     max_header_bytes: int = 16 * 1024
     header_timeout: float = 10.0
     max_connections: int = 1024
+    tls_handshake_timeout: float = 5.0
+    # TCP listeners close a connection over the cap the moment it is accepted: a flood
+    # from the network must never hold more descriptors than the cap. Local sockets keep
+    # it open long enough to answer a JSON 503.
+    refuse_over_cap_at_accept: bool = False
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -49,8 +54,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self._awaiting_headers = True
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._refused_at_accept = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        limit = self.policy.max_connections
+        if self.policy.refuse_over_cap_at_accept and len(self.connections) >= limit:
+            self._refused_at_accept = True
+            transport.abort()
+            return
         super().connection_made(transport)
         info = self._identify(transport)
         # app_state is copied into every request's scope["state"]; make it per connection.
@@ -134,6 +145,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self._refused_at_accept:
+            return  # never took a place: nothing of uvicorn's to clean up
         super().connection_lost(exc)
 
     def _reject(self, status: int, message: str) -> None:
