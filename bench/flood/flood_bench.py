@@ -11,9 +11,7 @@ public Unix socket before and during the flood, side by side. Run:
 from __future__ import annotations
 
 import argparse
-import errno
 import resource
-import select
 import shutil
 import socket
 import statistics
@@ -25,6 +23,7 @@ from typing import Any
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
 from tests.proving.stack import Stack, make_stack, stable_held  # noqa: E402
+from tests.support.flood import closed_by_server, open_silent  # noqa: E402
 from tests.support.process import short_tmp_dir  # noqa: E402
 
 
@@ -42,34 +41,6 @@ def health_latencies(stack: Stack, count: int) -> tuple[list[float], int]:
         out.append(time.perf_counter() - started)
         failed += not ok
     return out, failed
-
-
-def open_silent(port: int, count: int) -> list[socket.socket]:
-    socks = []
-    for _ in range(count):
-        sock = socket.socket()
-        sock.setblocking(False)
-        assert sock.connect_ex(("127.0.0.1", port)) in (0, errno.EINPROGRESS)
-        socks.append(sock)
-    return socks
-
-
-def _readable(sock: socket.socket) -> bool:
-    # poll, not select: the flood's descriptors go past select's limit of 1024.
-    poller = select.poll()
-    poller.register(sock, select.POLLIN | select.POLLHUP | select.POLLERR)
-    return bool(poller.poll(0))
-
-
-def closed_by_server(sock: socket.socket) -> bool:
-    if not _readable(sock):
-        return False
-    try:
-        return sock.recv(1) == b""
-    except (ConnectionResetError, BrokenPipeError):
-        return True
-    except BlockingIOError:
-        return False
 
 
 def watch_closures(socks: list[socket.socket], until: float, since: float) -> list[float]:

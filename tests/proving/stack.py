@@ -7,9 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
 from collections import Counter
-from dataclasses import dataclass
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -196,3 +198,37 @@ def stable_held(
         if time.monotonic() - since >= quiet and (limit is None or now.within(limit)):
             return now
     return last
+
+
+# -- /health on both sockets while a test runs -------------------------------------------
+@dataclass
+class HealthWatch:
+    """Polls /health on the public socket and on the admin socket, counting answers by
+    status (or by the name of the error when there was no answer)."""
+
+    stack: Stack
+    public: Counter[int | str] = field(default_factory=Counter)
+    admin: Counter[int | str] = field(default_factory=Counter)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for counter, connect in ((self.public, self.stack.uds), (self.admin, self.stack.admin)):
+                try:
+                    with connect(timeout=10) as client:
+                        counter[client.get("/health").status_code] += 1
+                except httpx.HTTPError as exc:
+                    counter[type(exc).__name__] += 1
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def health_watch(stack: Stack) -> Iterator[HealthWatch]:
+    watch = HealthWatch(stack)
+    thread = threading.Thread(target=watch.run)
+    thread.start()
+    try:
+        yield watch
+    finally:
+        watch.stop.set()
+        thread.join(60)

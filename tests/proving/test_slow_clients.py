@@ -12,16 +12,12 @@ import concurrent.futures
 import contextlib
 import shutil
 import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
 
-from tests.proving.stack import Held, Stack, make_stack, stable_held
+from tests.proving.stack import Held, Stack, health_watch, make_stack, stable_held
 from tests.support.process import short_tmp_dir
 
 pytestmark = pytest.mark.slow
@@ -72,38 +68,6 @@ SLOW_QUERY = "retry backoff policy " * 100
 def _scry(stack: Stack) -> int:
     with stack.uds(timeout=30) as client:
         return client.post("/api/scry", json={"query": SLOW_QUERY}).status_code
-
-
-@dataclass
-class HealthWatch:
-    """Polls /health on the public socket and on the admin socket while a test runs."""
-
-    stack: Stack
-    public: Counter[int | str] = field(default_factory=Counter)
-    admin: Counter[int | str] = field(default_factory=Counter)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for counter, connect in ((self.public, self.stack.uds), (self.admin, self.stack.admin)):
-                try:
-                    with connect(timeout=5) as client:
-                        counter[client.get("/health").status_code] += 1
-                except httpx.HTTPError as exc:
-                    counter[type(exc).__name__] += 1
-            time.sleep(0.05)
-
-
-@contextlib.contextmanager
-def health_watch(stack: Stack) -> Iterator[HealthWatch]:
-    watch = HealthWatch(stack)
-    thread = threading.Thread(target=watch.run)
-    thread.start()
-    try:
-        yield watch
-    finally:
-        watch.stop.set()
-        thread.join(30)
 
 
 def _baseline(stack: Stack) -> Held:

@@ -85,34 +85,33 @@ def service(home: Path) -> Iterator[ServiceProcess]:
         process.kill()
 
 
+def _start_refused(home: Path, run_dir_mode: str) -> tuple[int, str]:
+    """Start the service in a shared setup; its exit code and log (it must not serve)."""
+    service = ServiceProcess(home=home, env={**SHARED_ENV, "PATINA_RUN_DIR_MODE": run_dir_mode})
+    service.start(wait=False)
+    assert service.proc is not None
+    try:
+        return service.proc.wait(20), service.log()
+    finally:
+        service.kill()
+
+
 def test_a_run_dir_its_group_can_write_without_the_sticky_bit_refuses_to_start(
     home: Path,
 ) -> None:
     run = _run_dir(home, 0o770)
-    service = ServiceProcess(home=home, env={**SHARED_ENV, "PATINA_RUN_DIR_MODE": "0770"})
-    service.start(wait=False)
-    assert service.proc is not None
-    try:
-        code = service.proc.wait(20)
-    finally:
-        service.kill()
+    code, log = _start_refused(home, "0770")
     assert code == 2
-    assert "run_dir_mode" in service.log()
-    assert "sticky bit" in service.log()
+    assert "run_dir_mode" in log
+    assert "sticky bit" in log
     assert not (run / "admin.sock").exists()
 
 
 def test_a_sticky_setting_does_not_excuse_a_run_dir_without_the_sticky_bit(home: Path) -> None:
     run = _run_dir(home, 0o770)
-    service = ServiceProcess(home=home, env={**SHARED_ENV, "PATINA_RUN_DIR_MODE": "1770"})
-    service.start(wait=False)
-    assert service.proc is not None
-    try:
-        code = service.proc.wait(20)
-    finally:
-        service.kill()
+    code, log = _start_refused(home, "1770")
     assert code == 1
-    assert f"chmod 1770 {run}" in service.log()
+    assert f"chmod 1770 {run}" in log
 
 
 @pytest.mark.parametrize("mode", [0o701, 0o702, 0o704, 0o705, 0o707, 0o770, 0o600, 0o4700])
