@@ -211,6 +211,11 @@ class HealthWatch:
     admin: Counter[int | str] = field(default_factory=Counter)
     stop: threading.Event = field(default_factory=threading.Event)
 
+    @property
+    def answered(self) -> int:
+        """Polls made so far, whatever their outcome."""
+        return sum(self.public.values()) + sum(self.admin.values())
+
     def run(self) -> None:
         while not self.stop.is_set():
             for counter, connect in ((self.public, self.stack.uds), (self.admin, self.stack.admin)):
