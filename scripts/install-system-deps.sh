@@ -15,6 +15,9 @@ declare -A NEED=(
   [openssl]=openssl
   [ip]=iproute2
   [ssh-keygen]=openssh-client
+  # The socket-takeover tests run their attacker with the system's python3 under another
+  # uid, which cannot reach a virtualenv in root's home.
+  [/usr/bin/python3]=python3
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

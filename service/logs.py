@@ -61,11 +61,18 @@ class TextFormatter(logging.Formatter):
     def formatTime(self, record: logging.LogRecord, datefmt: str | None = None) -> str:  # noqa: N802
         return f"{self._clock(record.created)},{int(record.msecs):03d}"
 
+    def formatMessage(self, record: logging.LogRecord) -> str:  # noqa: N802 - logging API
+        # The message may carry a path, a peer's name or an exception's text.
+        record.message = escape_controls(record.message)
+        return super().formatMessage(record)
+
     def format(self, record: logging.LogRecord) -> str:
         line = super().format(record)
         fields = getattr(record, "fields", None)
         if fields:
-            line += " " + " ".join(f"{k}={_text_value(v)}" for k, v in fields.items())
+            line += " " + " ".join(
+                f"{escape_controls(str(k))}={_text_value(v)}" for k, v in fields.items()
+            )
         return line
 
     def formatException(self, ei: Any) -> str:  # noqa: N802 - logging API name
@@ -73,9 +80,21 @@ class TextFormatter(logging.Formatter):
         return f"  exception: {ei[0].__name__}" if ei and ei[0] else ""
 
 
+def escape_controls(text: str) -> str:
+    """`text` with every character that is not printable (newlines, terminal escapes,
+    Unicode line separators and bidi overrides) written as a Python escape: one log event
+    stays one line, and what a caller chose cannot forge another line or recolour it."""
+    if text.isprintable():
+        return text
+    return "".join(ch if ch.isprintable() else ascii(ch)[1:-1] for ch in text)
+
+
 def _text_value(value: Any) -> str:
     text = str(value)
-    return json.dumps(text) if (" " in text or not text) else text
+    if text and text.isprintable() and " " not in text and '"' not in text:
+        return text
+    # Quoted, with quotes and backslashes escaped, so a value stays one field.
+    return '"' + escape_controls(text.replace("\\", "\\\\").replace('"', '\\"')) + '"'
 
 
 def configure_logging(fmt: str = "text", level: str = "info") -> None:

@@ -66,7 +66,13 @@ class Settings(BaseSettings):
     socket_path: Path | None = Field(None, description="Public socket (run_dir/serve.sock).")
     socket_mode: int = Field(0o600, ge=0, le=0o777, description="Socket file mode.")
     socket_group: str | None = Field(None, description="Group to own the sockets (name or gid).")
-    run_dir_mode: int = Field(0o700, ge=0o700, le=0o770, description="Widest run dir mode.")
+    run_dir_mode: int = Field(
+        0o700,
+        ge=0,
+        le=0o7777,
+        description="Widest run dir mode: 0700 plus group r-x; group write only with the "
+        "sticky bit (1770).",
+    )
     allowed_uids: list[int] = Field(
         default_factory=list, description="Peer uids allowed on the public socket (own uid)."
     )
@@ -78,6 +84,12 @@ class Settings(BaseSettings):
         default_factory=list, description="Peer uids allowed on the admin socket (own uid)."
     )
     admin_enabled: bool = Field(True, description="Serve the admin socket.")
+    service_uid: int | None = Field(
+        None,
+        ge=0,
+        description="Clients: uid the service runs as; a socket served by another uid is "
+        "refused (own uid or the run dir's owner).",
+    )
 
     # TLS TCP: opt-in.
     tcp: HostPort | None = Field(None, description="TCP listen address HOST:PORT (off).")
@@ -97,7 +109,12 @@ class Settings(BaseSettings):
     header_timeout_secs: float = Field(10.0, gt=0, description="Time to send all headers.")
     body_timeout_secs: float = Field(30.0, gt=0, description="Time between body chunks.")
     keepalive_timeout_secs: float = Field(5.0, gt=0, description="Idle keep-alive close.")
-    max_connections: int = Field(1024, ge=1, description="Open connections per listener.")
+    max_connections: int = Field(
+        1024, ge=1, description="Open connections per listener (TCP: counted from accept)."
+    )
+    tls_handshake_timeout_secs: float = Field(
+        5.0, gt=0, le=60, description="Time a TCP client has to complete the TLS handshake."
+    )
     shutdown_grace_secs: float = Field(10.0, ge=0, description="Drain time on SIGTERM.")
 
     # Execution bounding for query work.
@@ -128,6 +145,11 @@ class Settings(BaseSettings):
     def _parse_octal(cls, value: Any) -> Any:
         # "0660" from an env var or TOML string means octal, as it does for chmod.
         return int(value, 8) if isinstance(value, str) else value
+
+    @field_validator("run_dir_mode")
+    @classmethod
+    def _check_run_dir_mode(cls, value: int) -> int:
+        return check_run_dir_mode(value)
 
     # Derived paths: resolved once so every module sees the same answer.
     @property
@@ -187,6 +209,22 @@ def _secret_dirs() -> list[Path]:
     if extra:
         dirs.append(Path(extra))
     return dirs
+
+
+def check_run_dir_mode(mode: int) -> int:
+    """A run dir mode is judged bit by bit: the owner needs rwx; others get nothing; the
+    group may read and search, and may write only with the sticky bit, which keeps a group
+    member from unlinking or renaming the service's sockets."""
+    if mode & ~0o3770:
+        raise ValueError(f"{mode:04o} gives rights to other users (allowed: 0700-0770, 1770)")
+    if mode & 0o700 != 0o700:
+        raise ValueError(f"{mode:04o} does not give the owner rwx (0700)")
+    if mode & 0o020 and not mode & 0o1000:
+        raise ValueError(
+            f"{mode:04o} lets the group replace the sockets: a group-writable run dir "
+            "needs the sticky bit (e.g. 1770)"
+        )
+    return mode
 
 
 class SettingsError(Exception):

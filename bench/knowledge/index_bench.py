@@ -34,17 +34,22 @@ def phase(kind: str, corpus: str, home: str, out: mp.Queue) -> None:  # type: ig
     from service.knowledge.chunking import ChunkLimits, chunk_document
     from service.knowledge.config import KnowledgeSettings
     from service.knowledge.embedder import Embedder
-    from service.knowledge.indexer import Indexer, iter_files, read_text
+    from service.knowledge.indexer import Indexer, decode_text
+    from service.knowledge.walker import Skipped, Tree
 
     knowledge = KnowledgeSettings()
     # As `patina index` does (the int8 graph); the floor uses the very same session.
     embedder = Embedder.from_settings(knowledge, for_indexing=True)
     if kind == "raw":
         texts: list[str] = []
-        for rel, path in iter_files(Path(corpus)):
-            loaded = read_text(path, knowledge.max_file_bytes)
-            if loaded:
-                texts += [c.text for c in chunk_document(rel, loaded[1], ChunkLimits())]
+        with Tree(Path(corpus).resolve()) as tree:
+            for rel in list(tree.files()):
+                try:
+                    text = decode_text(tree.read(rel, max_bytes=knowledge.max_file_bytes).data)
+                except Skipped:
+                    continue
+                if text is not None:
+                    texts += [c.text for c in chunk_document(rel, text, ChunkLimits())]
         texts = list(dict.fromkeys(texts))  # the indexer embeds each distinct text once
         started = time.perf_counter()
         embedder.embed(texts)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import sys
@@ -48,12 +49,20 @@ ClientCertOption = Annotated[
     Path | None, typer.Option("--cert", help="Client certificate (mutual TLS).")
 ]
 ClientKeyOption = Annotated[Path | None, typer.Option("--key", help="Client key (mutual TLS).")]
+InsecureUrlOption = Annotated[
+    bool,
+    typer.Option(
+        "--insecure",
+        help="Allow a plain http:// --url to a loopback address (the token crosses it "
+        "unencrypted).",
+    ),
+]
 
 
 @dataclass(frozen=True)
 class TargetOptions:
     """Where a client command reaches the service: --socket, or --url, --token-file, --ca,
-    --cert and --key. The field types are the options' typer declarations (see
+    --cert, --key and --insecure. The field types are the options' typer declarations (see
     with_target_options).
     """
 
@@ -63,24 +72,33 @@ class TargetOptions:
     ca: CaOption = None
     cert: ClientCertOption = None
     key: ClientKeyOption = None
+    insecure: InsecureUrlOption = False
 
     def resolve(self, settings: Settings) -> Target:
-        """Where to reach the service: these options, else the local socket from settings."""
+        """Where to reach the service: these options, else the local socket from settings.
+        Exits 2 for a URL that would carry a token unencrypted."""
         # Imported here: httpx is kept out of start-up for the commands that do not need it.
-        from service.client import resolve_target
+        from service.client import TargetError, resolve_target
 
         token = None
         if self.url is not None and self.token_file is not None:
             token = read_token_file(self.token_file)
-        return resolve_target(
-            settings,
-            socket=self.socket,
-            url=self.url,
-            token=token,
-            ca=self.ca,
-            cert=self.cert,
-            key=self.key,
-        )
+        try:
+            target = resolve_target(
+                settings,
+                socket=self.socket,
+                url=self.url,
+                token=token,
+                ca=self.ca,
+                cert=self.cert,
+                key=self.key,
+                insecure=bool(self.insecure),
+            )
+        except TargetError as exc:
+            fail(str(exc))
+        if target.note:
+            typer.echo(f"patina: note: {target.note}", err=True)
+        return target
 
 
 def read_token_file(path: Path) -> str:
@@ -93,11 +111,12 @@ def read_token_file(path: Path) -> str:
 
 
 def with_target_options(command: Callable[..., R]) -> Callable[..., R]:
-    """Give a typer command the six client-target options as one `target: TargetOptions`.
+    """Give a typer command the client-target options as one `target: TargetOptions`.
 
     The decorated function takes a keyword argument `target: TargetOptions`; the command
-    typer sees has, in its place, --socket, --url, --token-file, --ca, --cert and --key (after
-    the function's own options, in that order), and builds the TargetOptions from them.
+    typer sees has, in its place, --socket, --url, --token-file, --ca, --cert, --key and
+    --insecure (after the function's own options, in that order), and builds the
+    TargetOptions from them.
     """
     # A decorator, not a parameter type: typer declares options by the function's signature.
     signature = inspect.signature(command)
@@ -106,19 +125,22 @@ def with_target_options(command: Callable[..., R]) -> Callable[..., R]:
     # Typer reads annotations as objects (the command modules use postponed annotations).
     hints = typing.get_type_hints(command, include_extras=True)
     option_types = typing.get_type_hints(TargetOptions, include_extras=True)
+    defaults = {field.name: field.default for field in dataclasses.fields(TargetOptions)}
     params = [
         param.replace(annotation=hints.get(param.name, param.annotation))
         for param in signature.parameters.values()
         if param.name != "target"
     ]
     params += [
-        inspect.Parameter(name, inspect.Parameter.KEYWORD_ONLY, default=None, annotation=option)
+        inspect.Parameter(
+            name, inspect.Parameter.KEYWORD_ONLY, default=defaults[name], annotation=option
+        )
         for name, option in option_types.items()
     ]
 
     @functools.wraps(command)
     def wrapper(*args: Any, **kwargs: Any) -> R:
-        target = TargetOptions(**{name: kwargs.pop(name, None) for name in option_types})
+        target = TargetOptions(**{name: kwargs.pop(name, defaults[name]) for name in option_types})
         return command(*args, target=target, **kwargs)
 
     returns = hints.get("return", signature.return_annotation)

@@ -55,7 +55,7 @@ def index(
     from service.knowledge.embedder import Embedder
     from service.knowledge.indexer import Indexer
     from service.knowledge.model import ModelError
-    from service.knowledge.service import index_path
+    from service.knowledge.service import index_path, service_paths
 
     settings = settings_or_exit(config)
     for path in paths:
@@ -80,7 +80,13 @@ def index(
         ) as progress:
             for path in paths:
                 bar = _Bar(progress, path.name)
-                indexer = Indexer(conn, embedder, settings.knowledge, progress=bar.update)
+                indexer = Indexer(
+                    conn,
+                    embedder,
+                    settings.knowledge,
+                    progress=bar.update,
+                    service_paths=service_paths(settings),
+                )
                 reports.append(indexer.index(path, repo=repo, git=git))
     finally:
         conn.close()
@@ -91,6 +97,13 @@ def index(
             f"{report.chunks_embedded} chunks embedded, {report.commits_indexed} commits "
             f"({report.seconds:.1f}s)"
         )
+        if report.secret_files:
+            typer.echo(
+                f"  left out {len(report.secret_files)} secret-bearing files (index one with "
+                f"knowledge.secret_files_allow): {', '.join(report.secret_files[:20])}"
+                + (" ..." if len(report.secret_files) > 20 else ""),
+                err=True,
+            )
         for note in report.notes:
             typer.echo(f"  note: {note}", err=True)
     typer.echo(f"index: {index_path(settings)}")

@@ -16,6 +16,7 @@ from service.cli import (
     tls,
     tokens,
 )
+from service.socket_peer import WrongPeer
 
 app = typer.Typer(
     name="patina",
@@ -48,4 +49,9 @@ for module in (
 
 
 def main() -> None:
-    app()
+    try:
+        app()
+    except WrongPeer as exc:
+        # Whichever command met it: a clear refusal, never a traceback or a retry elsewhere.
+        typer.echo(f"patina: {exc}", err=True)
+        raise SystemExit(1) from None

@@ -64,7 +64,7 @@ def register(app: typer.Typer) -> None:
             fail(str(exc))
         if check_only:
             try:
-                typer.echo(check(parsed, socket))
+                typer.echo(check(parsed, socket, service_uid=settings.service_uid))
             except (SourceError, PushError) as exc:
                 fail(f"check failed: {exc}", code=1)
             except httpx.HTTPError as exc:
@@ -72,7 +72,7 @@ def register(app: typer.Typer) -> None:
             return
         if once:
             try:
-                result = push_once(parsed, socket)
+                result = push_once(parsed, socket, service_uid=settings.service_uid)
             except SourceError as exc:
                 fail(f"bad source: {exc}")
             except PushError as exc:
@@ -81,7 +81,13 @@ def register(app: typer.Typer) -> None:
                 fail(f"admin socket {socket}: {type(exc).__name__}", code=1)
             typer.echo(f"pushed {result['count']} secrets (generation {result['generation']})")
             return
-        runner = Sidecar(parsed, socket, poll_secs=poll_secs, status_secs=status_secs)
+        runner = Sidecar(
+            parsed,
+            socket,
+            poll_secs=poll_secs,
+            status_secs=status_secs,
+            service_uid=settings.service_uid,
+        )
         try:
             count = runner.load_initial()
         except SourceError as exc:

@@ -43,6 +43,16 @@ class KnowledgeSettings(BaseModel):
     window_lines: int = Field(50, ge=5, description="Lines per window when no structure helps.")
     window_overlap: int = Field(10, ge=0, description="Lines shared by adjacent windows.")
     max_commits: int = Field(5000, ge=0, description="Newest commits indexed with --git.")
+    # Secret-bearing files (secret_files.py) are left out unless named here.
+    secret_files_extra: list[str] = Field(
+        default_factory=list,
+        description="More gitignore-style patterns of secret-bearing files to leave out.",
+    )
+    secret_files_allow: list[str] = Field(
+        default_factory=list,
+        description="Gitignore-style patterns of files to index although they look "
+        "secret-bearing (an explicit opt-in).",
+    )
 
     # Search.
     candidates: int = Field(100, ge=10, le=1000, description="Per-mode candidates for fusion.")

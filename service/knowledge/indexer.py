@@ -14,26 +14,26 @@ import os
 import sqlite3
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 import numpy as np
-import pathspec
 
 from service.bounding import Cancel
 from service.knowledge import store
 from service.knowledge.chunking import Chunk, ChunkLimits, chunk_document, fit_spans
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder, Vectors
+from service.knowledge.secret_files import SecretFileRules
+from service.knowledge.walker import Skipped, Tree, inodes_of, is_binary
 
 log = logging.getLogger("patina.knowledge")
 
 # Progress callback: (stage, done, total). Stages: "scan", "files", "commits".
 Progress = Callable[[str, int, int], None]
-SKIP_DIRS = frozenset({".git", ".hg", ".svn"})
-BINARY_SNIFF_BYTES = 8192
+MAX_REPORTED_SECRET_FILES = 1000  # beyond this the report counts them in a note
 EMBED_GROUP = 256  # chunks embedded together: big enough to batch well, small for memory
 
 
@@ -53,6 +53,8 @@ class IndexReport:
     commits_indexed: int = 0
     seconds: float = 0.0
     notes: list[str] = field(default_factory=list)
+    # Left out as secret-bearing (paths only; `dir/` for the service's own directories).
+    secret_files: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -71,68 +73,12 @@ def sha256_hex(data: bytes) -> str:
     return hashlib.sha256(data).hexdigest()
 
 
-def iter_files(root: Path) -> Iterator[tuple[str, Path]]:
-    """(relative posix path, absolute path) of files under `root` that git would not
-    ignore. Directory symlinks are not followed; file symlinks that resolve outside
-    `root` are skipped, so an index never reaches beyond the directory it was given."""
-    root = root.resolve()
-    specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
-
-    def ignored(rel: str, is_dir: bool) -> bool:
-        # The deepest .gitignore with an opinion wins, as in git.
-        for base, spec in reversed(specs):
-            if base and not rel.startswith(base + "/"):
-                continue
-            sub = rel[len(base) + 1 :] if base else rel
-            result = spec.check_file(sub + "/" if is_dir else sub)
-            if result.include is not None:
-                return bool(result.include)
-        return False
-
-    def walk(rel_dir: str) -> Iterator[tuple[str, Path]]:
-        abs_dir = root / rel_dir if rel_dir else root
-        gitignore = abs_dir / ".gitignore"
-        pushed = False
-        if gitignore.is_file() and not gitignore.is_symlink():
-            try:
-                lines = gitignore.read_text(encoding="utf-8", errors="replace").splitlines()
-                specs.append((rel_dir, pathspec.GitIgnoreSpec.from_lines(lines)))
-                pushed = True
-            except OSError:
-                pass
-        try:
-            entries = sorted(os.scandir(abs_dir), key=lambda e: e.name)
-        except OSError:
-            entries = []
-        for entry in entries:
-            rel = f"{rel_dir}/{entry.name}" if rel_dir else entry.name
-            if entry.is_dir(follow_symlinks=False):
-                if entry.name in SKIP_DIRS or ignored(rel, True):
-                    continue
-                yield from walk(rel)
-            elif entry.is_file(follow_symlinks=True) and not ignored(rel, False):
-                path = Path(entry.path)
-                if entry.is_symlink() and not path.resolve().is_relative_to(root):
-                    continue
-                yield rel, path
-        if pushed:
-            specs.pop()
-
-    yield from walk("")
-
-
-def read_text(path: Path, max_bytes: int) -> tuple[bytes, str] | None:
-    """(raw bytes, text) of a UTF-8 text file no larger than `max_bytes`, else None."""
-    try:
-        if path.stat().st_size > max_bytes:
-            return None
-        data = path.read_bytes()
-    except OSError:
-        return None
-    if len(data) > max_bytes or b"\x00" in data[:BINARY_SNIFF_BYTES]:
+def decode_text(data: bytes) -> str | None:
+    """The text of a UTF-8 text file's bytes, else None (binary or another encoding)."""
+    if is_binary(data):
         return None
     try:
-        return data, data.decode("utf-8")
+        return data.decode("utf-8")
     except UnicodeDecodeError:
         return None
 
@@ -151,10 +97,15 @@ class Indexer:
         settings: KnowledgeSettings,
         *,
         progress: Progress | None = None,
+        service_paths: Iterable[Path] = (),
     ) -> None:
+        """`service_paths`: the service's own directories and files (secret_files.py),
+        never indexed even when they lie inside a root."""
         self.conn = conn
         self.embedder = embedder
         self.settings = settings
+        self.secret_rules = SecretFileRules.from_settings(settings)
+        self.excluded = inodes_of(service_paths)
         self.limits = ChunkLimits(
             max_chars=settings.max_chunk_chars,
             window_lines=settings.window_lines,
@@ -193,40 +144,63 @@ class Indexer:
                 (report.repo, report.root),
             )
         }
-        files = list(iter_files(root))
-        self._progress("files", 0, len(files))
-        seen: set[str] = set()
-        pending: list[_Pending] = []
-        for done, (rel, path) in enumerate(files, 1):
-            if cancel is not None:
-                cancel.raise_if_cancelled()
-            report.files_seen += 1
-            loaded = read_text(path, self.settings.max_file_bytes)
-            if loaded is None:
-                report.files_skipped += 1
-            else:
-                seen.add(rel)
-                data, text = loaded
-                digest = sha256_hex(data)
-                if rel in known and known[rel][1] == digest:
-                    report.files_unchanged += 1
-                else:
-                    chunks = chunk_document(rel, text, self.limits)
-                    kind = chunks[0].kind if chunks else "text"
-                    mtime = _iso(path.stat().st_mtime)
-                    pending.append(_Pending(rel, kind, digest, mtime, chunks))
-                    report.files_indexed += 1
-            if sum(len(p.chunks) for p in pending) >= EMBED_GROUP:
-                self._flush(pending, report, cancel)
-                pending = []
-            self._progress("files", done, len(files))
+        with Tree(root, excluded=self.excluded) as tree:
+            files = list(tree.files())
+            for rel in tree.excluded_seen:
+                _left_out(report, rel)
+            # Files are read later, through the tree's directory descriptors: whatever is
+            # swapped in between (a directory turned symlink) is skipped, never followed.
+            self._progress("files", 0, len(files))
+            seen: set[str] = set()
+            pending: list[_Pending] = []
+            for done, rel in enumerate(files, 1):
+                if cancel is not None:
+                    cancel.raise_if_cancelled()
+                report.files_seen += 1
+                document = self._read(tree, rel, report)
+                if document is not None:
+                    seen.add(rel)
+                    data, text, mtime = document
+                    digest = sha256_hex(data)
+                    if rel in known and known[rel][1] == digest:
+                        report.files_unchanged += 1
+                    else:
+                        chunks = chunk_document(rel, text, self.limits)
+                        kind = chunks[0].kind if chunks else "text"
+                        pending.append(_Pending(rel, kind, digest, _iso(mtime), chunks))
+                        report.files_indexed += 1
+                if sum(len(p.chunks) for p in pending) >= EMBED_GROUP:
+                    self._flush(pending, report, cancel)
+                    pending = []
+                self._progress("files", done, len(files))
         self._flush(pending, report, cancel)
+        # A file gone, now ignored, unreadable or secret-bearing leaves the index.
         gone = [doc_id for path, (doc_id, _d) in known.items() if path not in seen]
         if gone:
             with store.transaction(self.conn):
                 self.conn.executemany("DELETE FROM documents WHERE id = ?", [(g,) for g in gone])
                 store.bump_generation(self.conn)
             report.files_deleted = len(gone)
+
+    def _read(self, tree: Tree, rel: str, report: IndexReport) -> tuple[bytes, str, float] | None:
+        """(bytes, text, mtime) of a file to index, or None when it is skipped: vanished or
+        swapped mid-run, not a regular UTF-8 text file, too large, or secret-bearing."""
+        if self.secret_rules.secret_by_name(rel):
+            _left_out(report, rel)
+            return None
+        try:
+            read = tree.read(rel, max_bytes=self.settings.max_file_bytes)
+        except Skipped:
+            report.files_skipped += 1
+            return None
+        if self.secret_rules.secret_by_content(rel, read.data):
+            _left_out(report, rel)
+            return None
+        text = decode_text(read.data)
+        if text is None:
+            report.files_skipped += 1
+            return None
+        return read.data, text, read.mtime
 
     # Git --------------------------------------------------------------------------------
 
@@ -328,6 +302,20 @@ class Indexer:
             for text_hash, blob in rows:
                 out[text_hash] = np.frombuffer(blob, dtype=np.float32)
         return out
+
+
+def _left_out(report: IndexReport, rel: str) -> None:
+    """Report `rel` as left out for holding secrets (by path; its content is never read
+    into the report)."""
+    if len(report.secret_files) < MAX_REPORTED_SECRET_FILES:
+        report.secret_files.append(rel)
+        return
+    more = "more secret-bearing files left out"
+    if report.notes and report.notes[-1].endswith(more):
+        count = int(report.notes[-1].split(" ", 1)[0]) + 1
+        report.notes[-1] = f"{count} {more}"
+    else:
+        report.notes.append(f"1 {more}")
 
 
 def _text_hash(text: str) -> str:

@@ -197,6 +197,11 @@ class IndexRunReport(BaseModel):
     commits_indexed: int
     seconds: float
     notes: list[str]
+    secret_files: list[str] = Field(
+        default_factory=list,
+        description="Files left out as secret-bearing (paths only; `dir/` for the "
+        "service's own directories); see knowledge.secret_files_allow.",
+    )
 
 
 class IndexStatus(BaseModel):

@@ -39,6 +39,21 @@ def index_path(settings: Settings) -> Path:
     return settings.knowledge.index_path or settings.resolved_data_dir / "index.sqlite"
 
 
+def service_paths(settings: Settings) -> list[Path]:
+    """The service's own directories and sensitive files: never indexed, even when a
+    configured root contains them (the home holds the vault and its identity)."""
+    files = [
+        index_path(settings),
+        settings.secrets.audit_file,
+        settings.resolved_token_file,
+        settings.tokens_file,
+        settings.tls_key,
+        settings.secrets.consumers_file,
+    ]
+    dirs = [settings.home, settings.resolved_run_dir, settings.resolved_data_dir]
+    return [path.expanduser() for path in [*dirs, *files] if path is not None]
+
+
 @dataclass
 class IndexRun:
     """The state of the current or last indexing run started through the service."""
@@ -58,6 +73,7 @@ class KnowledgeService:
     def __init__(self, settings: Settings, *, embedder: Embedder, metrics: KnowledgeMetrics):
         self.settings = settings.knowledge
         self.path = index_path(settings)
+        self.service_paths = service_paths(settings)
         self.embedder = embedder
         self.metrics = metrics
         embedder.observers.append(metrics.embed_duration.observe)
@@ -153,15 +169,19 @@ class KnowledgeService:
             raw = Path(text)
             if not raw.is_absolute():
                 raise BadRequest(f"index path must be absolute: {text}")
+            # One answer for "missing", "outside the roots" and "not a directory": a
+            # caller who may index must not learn which paths exist on the server.
+            refused = Forbidden(
+                f"index path is not a directory inside the configured roots: {text}"
+            )
             try:
                 real = raw.resolve(strict=True)
+                is_dir = real.is_dir()
             except (OSError, RuntimeError):
-                raise BadRequest(f"index path does not exist: {text}") from None
+                raise refused from None
             root = next((r for r in roots if real.is_relative_to(r)), None)
-            if root is None:
-                raise Forbidden(f"index path is outside the configured roots: {text}")
-            if not real.is_dir():
-                raise BadRequest(f"index path is not a directory: {text}")
+            if root is None or not is_dir:
+                raise refused
             out.append((real, root))
         return out
 
@@ -211,7 +231,7 @@ class KnowledgeService:
         conn = None
         try:
             conn = store.open_index(self.path)
-            indexer = Indexer(conn, self.embedder, self.settings)
+            indexer = Indexer(conn, self.embedder, self.settings, service_paths=self.service_paths)
             for path, root in targets:
                 # A sub-directory of a root keeps the root's repository name.
                 report = indexer.index(path, repo=repo or root.name, git=git, cancel=cancel)

@@ -26,6 +26,7 @@ from service.mother.http1 import (
     PoolLimits,
     ProtocolError,
 )
+from service.socket_peer import expected_server
 
 ANSWER_CAP = 16 * 1024 * 1024
 # Below the server's default keep-alive (5 s), so a pooled connection is never reused just
@@ -99,8 +100,11 @@ class MotherClient:
         )
         socket_path = node.socket_path
         if socket_path is not None:
-            # Over the node's socket the peer's uid is the credential: no token is sent.
-            return cls(node, pool=Http1Pool(uds=str(socket_path), limits=limits), token=None)
+            # Over the node's socket the peer's uid is the credential: no token is sent, and
+            # the node is checked to be who its uid says before any query is.
+            expected = expected_server(socket_path, node.service_uid)
+            pool = Http1Pool(uds=str(socket_path), limits=limits, expected=expected)
+            return cls(node, pool=pool, token=None)
         token = read_token(node)
         url = urlsplit(node.url)
         if url.hostname is None:

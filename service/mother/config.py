@@ -23,6 +23,12 @@ class MotherNode(BaseModel):
     client_cert: Path | None = Field(None, description="Our certificate (mutual TLS).")
     client_key: Path | None = Field(None, description="Its private key (mutual TLS).")
     timeout_ms: int = Field(1500, ge=1, le=600_000, description="Deadline for this node.")
+    service_uid: int | None = Field(
+        None,
+        ge=0,
+        description="unix:// nodes: the uid serving the socket (default: ours or the "
+        "socket directory's owner); any other peer is refused.",
+    )
 
     @model_validator(mode="after")
     def _check(self) -> MotherNode:

@@ -14,12 +14,19 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import os
+import re
 import ssl
 import time
 from collections.abc import Mapping
 from dataclasses import dataclass
 
+from service.socket_peer import ExpectedServer, WrongPeer
+
 MAX_HEAD_BYTES = 64 * 1024
+# Framing numbers as RFC 9112 writes them: digits only. Python's int() also takes a sign,
+# underscores, spaces and non-ASCII digits ("-5", "1_0", "²"), which a node could send.
+_DECIMAL = re.compile(r"[0-9]{1,18}")
+_HEX = re.compile(rb"[0-9A-Fa-f]{1,15}")
 
 
 class AnswerTooLarge(Exception):
@@ -72,8 +79,11 @@ class Http1Pool:
         host_header: str = "localhost",
         ssl_context: ssl.SSLContext | None = None,
         limits: PoolLimits,
+        expected: ExpectedServer | None = None,
     ) -> None:
         self.uds = uds
+        # Over a Unix socket, who must be at the other end (checked before sending).
+        self.expected = expected
         self.host = host
         self.port = port
         self.ssl_context = ssl_context
@@ -146,6 +156,12 @@ class Http1Pool:
             # asyncio's own strerror ("Connect call failed (...)") hides the reason.
             reason = os.strerror(exc.errno) if exc.errno else (exc.strerror or "")
             raise NodeUnreachable(reason or type(exc).__name__) from None
+        if self.uds is not None and self.expected is not None:
+            try:
+                self.expected.check(writer.get_extra_info("socket"), self.uds)
+            except WrongPeer as exc:
+                writer.close()
+                raise NodeUnreachable(f"wrong peer: {exc.brief}") from None
         return _Connection(reader, writer)
 
     def _release(self, conn: _Connection) -> None:
@@ -194,7 +210,7 @@ class Http1Pool:
                 return await self._read_chunked(reader), True
             declared = fields.get("content-length")
             if declared is not None:
-                if not declared.isdigit():
+                if not _DECIMAL.fullmatch(declared):
                     raise ProtocolError("invalid Content-Length in the answer")
                 if int(declared) > self.answer_cap:
                     raise AnswerTooLarge()
@@ -217,10 +233,9 @@ class Http1Pool:
         while True:
             line = await reader.readuntil(b"\r\n")
             size_text = line.split(b";", 1)[0].strip()
-            try:
-                size = int(size_text, 16)
-            except ValueError:
-                raise ProtocolError("invalid chunk size line") from None
+            if not _HEX.fullmatch(size_text):
+                raise ProtocolError("invalid chunk size line")
+            size = int(size_text, 16)
             if size == 0:
                 # Trailer fields, up to the empty line.
                 while (await reader.readuntil(b"\r\n")) != b"\r\n":

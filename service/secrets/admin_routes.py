@@ -103,6 +103,10 @@ def parse_push(body: bytes) -> dict[str, str]:
         raise BadRequest(f"invalid push: malformed JSON at {where}") from None
     except (UnicodeDecodeError, RecursionError):
         raise BadRequest("invalid push: body is not UTF-8 JSON") from None
+    except ValueError:
+        # Python's int() refuses more than 4,300 digits (CVE-2020-10735's limit); no
+        # valid push holds a number at all.
+        raise BadRequest("invalid push: a number in the body has too many digits") from None
     if not isinstance(data, dict) or set(data) != {"secrets"}:
         raise BadRequest('invalid push: expected {"secrets": {NAME: value, ...}}')
     secrets = data["secrets"]

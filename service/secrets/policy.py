@@ -13,7 +13,7 @@ token = "ci"                    # a TCP caller by its token's name
 allow = ["DEPLOY_*"]
 
 [[consumers]]
-subject = "CN=agent-1"          # a mutual-TLS client by its certificate subject
+subject = "CN=agent-1"          # a mutual-TLS client by its certificate subject (RFC 4514)
 allow = ["*"]
 ```
 
@@ -33,7 +33,10 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from cryptography import x509
+
 from service.auth import Principal
+from service.subjects import parse_subject, same_subject
 
 VERB_READ = "read"
 VERB_LIST = "list"
@@ -56,14 +59,14 @@ class Consumer:
     allow: tuple[str, ...]
     uid: int | None = None
     token: str | None = None
-    subject: str | None = None
+    subject: x509.Name | None = None  # compared as a name, never as a string
 
     def matches(self, principal: Principal) -> bool:
         if self.uid is not None:
             return principal.transport == "uds" and principal.uid == self.uid
         if self.token is not None and principal.token_name != self.token:
             return False
-        if self.subject is not None and principal.cert_subject != self.subject:
+        if self.subject is not None and not same_subject(principal.cert_subject, self.subject):
             return False
         return self.token is not None or self.subject is not None
 
@@ -178,6 +181,12 @@ def _consumer(entry: Any, where: str) -> Consumer:
             raise PolicyError(
                 f"{where}: allow pattern {pattern!r} may hold only A-Z a-z 0-9 _ * ? (1-128)"
             )
+    subject_name = None
+    if subject is not None:
+        try:
+            subject_name = parse_subject(subject)
+        except ValueError as exc:
+            raise PolicyError(f"{where}: subject: {exc}") from None
     label = entry.get("name")
     if label is None:
         label = (
@@ -189,5 +198,5 @@ def _consumer(entry: Any, where: str) -> Consumer:
         allow=tuple(allow),
         uid=uid,
         token=token,
-        subject=subject,
+        subject=subject_name,
     )

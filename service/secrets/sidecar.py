@@ -21,6 +21,7 @@ import httpx
 
 from service.client import CLIENT_LIMITS
 from service.secrets.sources import Fingerprint, Source, SourceError
+from service.socket_peer import CheckedUnixTransport, WrongPeer
 
 log = logging.getLogger("patina.sidecar")
 
@@ -40,9 +41,12 @@ class ServiceStatus:
     protocol_version: int
 
 
-def admin_client(socket: Path, *, timeout: float = 5.0) -> httpx.Client:
-    """A keep-alive client on the admin socket."""
-    transport = httpx.HTTPTransport(uds=str(socket), limits=CLIENT_LIMITS)
+def admin_client(
+    socket: Path, *, service_uid: int | None = None, timeout: float = 5.0
+) -> httpx.Client:
+    """A keep-alive client on the admin socket that refuses any peer but the service
+    (socket_peer.WrongPeer): a process that took the socket's place gets no push."""
+    transport = CheckedUnixTransport(socket, service_uid=service_uid, limits=CLIENT_LIMITS)
     return httpx.Client(transport=transport, base_url=ADMIN_BASE_URL, timeout=timeout)
 
 
@@ -90,9 +94,11 @@ class Sidecar:
         poll_secs: float = 0.25,
         status_secs: float = 1.0,
         max_backoff_secs: float = 5.0,
+        service_uid: int | None = None,
     ) -> None:
         self.source = source
         self.admin_socket = admin_socket
+        self.service_uid = service_uid
         self.poll_secs = poll_secs
         self.status_secs = status_secs
         self.max_backoff_secs = max_backoff_secs
@@ -102,7 +108,7 @@ class Sidecar:
         self._pushed: dict[str, str] | None = None  # the set the service holds (from us)
         self._boot: str | None = None  # the service's boot id when we last talked to it
         self._refused: dict[str, str] | None = None  # a set the service refused: no retry
-        self._connected: bool | None = None
+        self._connected: bool | str | None = None
 
     def __repr__(self) -> str:
         return f"Sidecar(source={str(self.source)!r}, count={len(self._values)})"
@@ -117,13 +123,20 @@ class Sidecar:
         """Push now, then follow the source and the service until `stop` is set."""
         backoff = 0.1
         next_status = 0.0
-        with admin_client(self.admin_socket) as client:
+        with admin_client(self.admin_socket, service_uid=self.service_uid) as client:
             while not self.stop.is_set():
                 self._follow_source()
                 now = time.monotonic()
                 if self._values != self._pushed or now >= next_status:
                     try:
                         self._sync(client)
+                    except WrongPeer as exc:
+                        # Not the service: nothing is pushed, and we keep looking until
+                        # the service is back at its socket.
+                        self._set_connected(False, reason=str(exc), impostor=True)
+                        self.stop.wait(backoff)
+                        backoff = min(backoff * 2, self.max_backoff_secs)
+                        continue
                     except httpx.TransportError as exc:
                         self._set_connected(False, reason=type(exc).__name__)
                         self.stop.wait(backoff)
@@ -184,10 +197,16 @@ class Sidecar:
             },
         )
 
-    def _set_connected(self, connected: bool, *, reason: str = "") -> None:
-        if connected != self._connected:
-            self._connected = connected
-            if connected:
+    def _set_connected(self, connected: bool, *, reason: str = "", impostor: bool = False) -> None:
+        state = "impostor" if impostor else connected
+        if state != self._connected:
+            self._connected = state
+            if impostor:
+                log.error(
+                    "admin socket served by another user; refusing to push",
+                    extra={"fields": {"socket": str(self.admin_socket), "reason": reason}},
+                )
+            elif connected:
                 log.info(
                     "admin socket reachable", extra={"fields": {"socket": str(self.admin_socket)}}
                 )
@@ -198,18 +217,21 @@ class Sidecar:
                 )
 
 
-def push_once(source: Source, admin_socket: Path) -> dict[str, Any]:
-    """Load the source and push it once (SourceError, PushError, httpx errors propagate)."""
+def push_once(
+    source: Source, admin_socket: Path, *, service_uid: int | None = None
+) -> dict[str, Any]:
+    """Load the source and push it once (SourceError, PushError, WrongPeer and httpx errors
+    propagate)."""
     values = source.load()
-    with admin_client(admin_socket) as client:
+    with admin_client(admin_socket, service_uid=service_uid) as client:
         return push(client, values)
 
 
-def check(source: Source, admin_socket: Path) -> str:
+def check(source: Source, admin_socket: Path, *, service_uid: int | None = None) -> str:
     """Probe: the source loads and the service serves a set of the same size that we (or
     another sidecar) pushed since it started. Returns a summary or raises an error."""
     values = source.load()
-    with admin_client(admin_socket, timeout=3.0) as client:
+    with admin_client(admin_socket, service_uid=service_uid, timeout=3.0) as client:
         status = get_status(client)
     if status.generation == 0:
         raise PushError("the service holds no pushed set yet")

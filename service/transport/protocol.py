@@ -1,7 +1,8 @@
 """Our HTTP protocol: uvicorn's httptools protocol plus per-connection identity and guards.
 
 * Identity: a Unix-socket peer's SO_PEERCRED (pid, uid, gid) or a TLS client certificate's
-  subject is read once per connection and placed in every request's `scope["state"]`.
+  subject (RFC 4514, service/subjects.py) is read once per connection and placed in every
+  request's `scope["state"]`.
 * Header guards uvicorn lacks: request line + headers over the cap answer 431, and headers
   that do not arrive complete within the header timeout answer 408 (slowloris).
 """
@@ -16,6 +17,7 @@ from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.subjects import subject_of_certificate
 from service.transport.connection import (
     STATE_KEY,
     ConnectionInfo,
@@ -35,17 +37,11 @@ class ListenerPolicy:
     max_header_bytes: int = 16 * 1024
     header_timeout: float = 10.0
     max_connections: int = 1024
-
-
-def certificate_subject(cert: dict[str, Any] | None) -> str | None:
-    """`CN=alice,O=team` from the dict form ssl gives for a verified peer certificate."""
-    if not cert:
-        return None
-    parts = [f"{k}={v}" for rdn in cert.get("subject", ()) for (k, v) in rdn]
-    short = {"commonName": "CN", "organizationName": "O", "organizationalUnitName": "OU"}
-    return ",".join(
-        short.get(p.split("=", 1)[0], p.split("=", 1)[0]) + "=" + p.split("=", 1)[1] for p in parts
-    )
+    tls_handshake_timeout: float = 5.0
+    # TCP listeners close a connection over the cap the moment it is accepted: a flood
+    # from the network must never hold more descriptors than the cap. Local sockets keep
+    # it open long enough to answer a JSON 503.
+    refuse_over_cap_at_accept: bool = False
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -58,8 +54,14 @@ class GuardedProtocol(HttpToolsProtocol):
         self._awaiting_headers = True
         self._header_bytes = 0
         self._header_timer: asyncio.TimerHandle | None = None
+        self._refused_at_accept = False
 
     def connection_made(self, transport: asyncio.Transport) -> None:  # type: ignore[override]
+        limit = self.policy.max_connections
+        if self.policy.refuse_over_cap_at_accept and len(self.connections) >= limit:
+            self._refused_at_accept = True
+            transport.abort()
+            return
         super().connection_made(transport)
         info = self._identify(transport)
         # app_state is copied into every request's scope["state"]; make it per connection.
@@ -73,8 +75,9 @@ class GuardedProtocol(HttpToolsProtocol):
             peer = read_peer_cred(sock)
             allowed = peer.uid in self.policy.allowed_uids
             return ConnectionInfo(transport=kind, peer=peer, peer_allowed=allowed)
-        subject = certificate_subject(transport.get_extra_info("peercert"))
-        return ConnectionInfo(transport=kind, cert_subject=subject)
+        ssl_object = transport.get_extra_info("ssl_object")
+        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+        return ConnectionInfo(transport=kind, cert_subject=subject_of_certificate(der))
 
     # -- header guards -------------------------------------------------------------------
     def _arm_header_timer(self) -> None:
@@ -142,6 +145,8 @@ class GuardedProtocol(HttpToolsProtocol):
 
     def connection_lost(self, exc: Exception | None) -> None:
         self._cancel_header_timer()
+        if self._refused_at_accept:
+            return  # never took a place: nothing of uvicorn's to clean up
         super().connection_lost(exc)
 
     def _reject(self, status: int, message: str) -> None:

@@ -25,18 +25,35 @@ from service.resources import Resources, open_resources
 from service.settings import Settings
 from service.tokens import build_token_store
 from service.transport.connection import Transport
+from service.transport.fd_budget import tcp_connection_cap
 from service.transport.protocol import ListenerPolicy, protocol_for
 from service.transport.tcp import bind_tcp, check_tcp_policy, is_loopback, server_ssl_context
+from service.transport.tls_accept import TlsAcceptLoop
 from service.transport.uds import BoundSocket, bind_unix_socket, ensure_run_dir, remove_socket
 
 log = logging.getLogger("patina")
 
 
 class _Server(uvicorn.Server):
+    # The TLS listener accepts through its own loop (tls_accept.py), not uvicorn's server.
+    tls: TlsAcceptLoop | None = None
+
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         # Signals are handled once, by the runner, for every server.
         yield
+
+    async def startup(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.tls is None:
+            await super().startup(sockets=sockets)
+            return
+        await super().startup(sockets=[])  # lifespan, state; no asyncio server of its own
+        self.tls.start(self.config, self.server_state, self.lifespan.state)
+
+    async def shutdown(self, sockets: list[socket.socket] | None = None) -> None:
+        if self.tls is not None:
+            await self.tls.stop()
+        await super().shutdown(sockets=sockets)
 
 
 @dataclass
@@ -78,13 +95,20 @@ def _bind_listeners(settings: Settings, resources: Resources, out: list[Listener
     """Bind every configured listener into `out` (filled as it goes, so a failure part-way
     still lets the caller close and remove what was bound)."""
 
+    # TCP listeners share what descriptors the Unix sockets can spare (fd_budget.py).
+    tcp_listeners = (settings.tcp is not None) + (settings.metrics_listen is not None)
+    tcp_cap = tcp_connection_cap(settings.max_connections, tcp_listeners=tcp_listeners)
+
     def policy(kind: Transport, uids: frozenset[int] = frozenset()) -> ListenerPolicy:
+        over_tcp = kind in ("tcp", "metrics")
         return ListenerPolicy(
             kind,
             allowed_uids=uids,
             max_header_bytes=settings.max_header_bytes,
             header_timeout=settings.header_timeout_secs,
-            max_connections=settings.max_connections,
+            max_connections=tcp_cap if over_tcp else settings.max_connections,
+            tls_handshake_timeout=settings.tls_handshake_timeout_secs,
+            refuse_over_cap_at_accept=over_tcp,
         )
 
     public_app = create_app(resources)
@@ -141,9 +165,10 @@ def _bind_listeners(settings: Settings, resources: Resources, out: list[Listener
 
 
 def _server_for(listener: Listener, settings: Settings) -> _Server:
+    http = protocol_for(listener.policy)
     config = uvicorn.Config(
         listener.app,
-        http=protocol_for(listener.policy),
+        http=http,
         lifespan="off",
         log_config=None,
         access_log=False,
@@ -155,9 +180,12 @@ def _server_for(listener: Listener, settings: Settings) -> _Server:
         h11_max_incomplete_event_size=settings.max_header_bytes,
     )
     config.load()
-    # Our own context: TLS 1.2 minimum and, with a client CA, required client certificates.
-    config.ssl = listener.ssl_context
-    return _Server(config)
+    server = _Server(config)
+    if listener.ssl_context is not None:
+        # Counted from accept, with a short handshake timeout (tls_accept.py); uvicorn's
+        # Config gets no ssl.
+        server.tls = TlsAcceptLoop(listener.sock, listener.ssl_context, http)
+    return server
 
 
 async def serve(

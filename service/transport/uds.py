@@ -2,9 +2,14 @@
 
 Rules, stricter than Patina's hardening spec:
 * the run dir is created 0700, must be ours, must not be a symlink, and must not be wider
-  than the configured mode (never world-accessible) — else refuse to start;
-* the socket is bound under umask 0177, so it is never wider than 0600, then widened only
-  if a wider mode is configured (container bind mounts with a shared group);
+  than the configured mode, judged bit by bit; nobody but us may write into it unless it
+  has the sticky bit (so nobody but us can unlink or rename our sockets) — else refuse to
+  start. Clients check who serves a socket anyway (service/socket_peer.py): an impostor
+  that gets a socket in place is refused before anything is sent to it;
+* a socket is bound in a private directory made for the purpose inside the run dir, under
+  umask 0177, given its configured mode and group there, and only then renamed into
+  place: its mode and group are never set by a path another user could have swapped for
+  a symlink, and it appears at its path listening, with its final mode;
 * an existing path is removed only if it is a socket, owned by us, and nothing answers on
   it; a live server means "already running"; a symlink or regular file is never touched;
 * on shutdown the socket is removed only if it is still the inode we created.
@@ -19,6 +24,7 @@ import logging
 import os
 import socket
 import stat
+import tempfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -55,33 +61,60 @@ def ensure_run_dir(path: Path, *, max_mode: int = 0o700) -> None:
             f"run dir {path} is owned by uid {st.st_uid}, not by this user ({os.geteuid()})"
         )
     mode = stat.S_IMODE(st.st_mode)
-    if mode & 0o002 or mode & ~max_mode:
+    # setgid only makes new files take the directory's group: harmless, often wanted.
+    wider = mode & ~max_mode & ~stat.S_ISGID
+    if wider or mode & 0o007:
         raise StartupError(
             f"run dir {path} has mode {mode:04o}, wider than {max_mode:04o}: other users could "
-            f"reach or replace the socket. Fix it with: chmod {max_mode:o} {path}"
+            f"reach or replace the socket. Fix it with: chmod {max_mode & 0o7777:o} {path}"
+        )
+    if mode & 0o020 and not mode & stat.S_ISVTX:
+        raise StartupError(
+            f"run dir {path} has mode {mode:04o}: its group can unlink the sockets and bind "
+            f"its own. Fix it with: chmod {(mode | stat.S_ISVTX) & 0o7777:o} {path} (the "
+            "sticky bit) or chmod g-w"
         )
 
 
 def bind_unix_socket(path: Path, *, mode: int = 0o600, group: str | None = None) -> BoundSocket:
     """Bind and listen on `path` following the rules above."""
     clear_stale_socket(path)
+    gid = _gid(group) if group is not None else None
+    # mkdtemp: a new directory, 0700 and ours, under a name nobody could have prepared.
+    private = Path(tempfile.mkdtemp(prefix=".b", dir=path.parent))
+    staged = private / path.name
     sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     try:
         old = os.umask(0o177)  # the socket is born 0600: no window where it is wider
         try:
-            sock.bind(str(path))
+            sock.bind(str(staged))
+        except OSError as exc:
+            raise StartupError(
+                f"cannot bind {path} (via {staged}): {exc.strerror or exc}"
+            ) from None
         finally:
             os.umask(old)
-        st = os.lstat(path)
+        # By path, but inside a directory only we can write: nobody can swap these.
         if mode != 0o600:
-            os.chmod(path, mode)
-        if group is not None:
-            os.chown(path, -1, _gid(group))
+            os.chmod(staged, mode)
+        if gid is not None:
+            os.chown(staged, -1, gid)
+        st = os.lstat(staged)
         sock.listen(BACKLOG)
         sock.setblocking(False)
+        # Atomic; in a sticky run dir it cannot replace an entry another user owns.
+        try:
+            os.rename(staged, path)
+        except OSError as exc:
+            raise StartupError(f"cannot put the socket at {path}: {exc.strerror}") from None
     except BaseException:
         sock.close()
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(staged)
         raise
+    finally:
+        with contextlib.suppress(OSError):
+            os.rmdir(private)
     return BoundSocket(sock=sock, path=path, inode=(st.st_dev, st.st_ino))
 
 

@@ -12,6 +12,9 @@ from tests.support.asgi import ClientFactory
 
 pytestmark = pytest.mark.anyio
 
+# A key a caller typed where a field name goes: it may be a value pasted in the wrong place.
+CALLER_KEY = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+
 
 async def test_health_and_version_answer_the_patina_contract(owner: httpx.AsyncClient) -> None:
     health = (await owner.get("/health")).json()
@@ -63,6 +66,23 @@ async def test_wrong_field_type_names_the_field(owner: httpx.AsyncClient) -> Non
     response = await owner.post("/_test/echo", json={"text": "x", "count": "many"})
     assert response.status_code == 422
     assert response.json()["error"].startswith("invalid request: body.count:")
+
+
+@pytest.mark.parametrize(
+    ("path", "body"),
+    [
+        ("/api/index", {CALLER_KEY: 1}),
+        ("/api/index", {"paths": [], "wait": True, CALLER_KEY: "x"}),
+        ("/secrets/cache", {"secrets": {CALLER_KEY: 1}}),
+    ],
+)
+async def test_a_422_never_repeats_a_key_the_caller_chose(
+    owner: httpx.AsyncClient, path: str, body: dict[str, object]
+) -> None:
+    response = await owner.post(path, json=body)
+    assert response.status_code == 422
+    assert CALLER_KEY not in response.text
+    assert "<key>" in response.json()["error"]
 
 
 async def test_unhandled_error_is_a_bare_500(owner: httpx.AsyncClient) -> None:

@@ -1,4 +1,5 @@
-"""`with_target_options`: six client-target options in, one TargetOptions out."""
+"""`with_target_options`: the client-target options in, one TargetOptions out; and where a
+bearer token may go."""
 
 from __future__ import annotations
 
@@ -12,7 +13,7 @@ from service.cli.common import ConfigOption, TargetOptions, with_target_options
 from service.client import Target
 from service.settings import load_settings
 
-TARGET_FLAGS = ["--socket", "--url", "--token-file", "--ca", "--cert", "--key"]
+TARGET_FLAGS = ["--socket", "--url", "--token-file", "--ca", "--cert", "--key", "--insecure"]
 
 
 def _app(seen: list[TargetOptions]) -> typer.Typer:
@@ -40,7 +41,7 @@ def test_decorated_command_gets_one_target_options() -> None:
     assert seen[1] == TargetOptions()
 
 
-def test_the_six_options_follow_the_commands_own_in_help() -> None:
+def test_the_target_options_follow_the_commands_own_in_help() -> None:
     result = CliRunner().invoke(_app([]), ["--help"], env={"COLUMNS": "120"})
     assert result.exit_code == 0, result.output
     positions = [result.output.index(flag) for flag in ["--config", *TARGET_FLAGS]]

@@ -190,23 +190,43 @@ async def test_index_paths_outside_roots_are_refused_including_symlink_escapes(
     outside.mkdir()
     os.symlink(outside, corpus / "escape")
     async with api_for(settings) as (_resources, client):
-        cases = {
-            str(outside): 403,
-            str(corpus / "escape"): 403,
-            str(corpus / ".." / "elsewhere"): 403,
-            "relative/path": 400,
-            str(corpus / "missing"): 400,
-            str(corpus / "README.md"): 400,
-        }
-        for path, status in cases.items():
+        refused = [
+            str(outside),
+            str(corpus / "escape"),
+            str(corpus / ".." / "elsewhere"),
+            str(corpus / "missing"),
+            str(corpus / "README.md"),
+        ]
+        for path in refused:
             response = await client.post("/api/index", json={"paths": [path], "wait": True})
-            assert response.status_code == status, (path, response.text)
+            assert response.status_code == 403, (path, response.text)
             assert set(response.json()) == {"error"}
+        relative = await client.post("/api/index", json={"paths": ["relative/path"]})
+        assert relative.status_code == 400
         inside = await client.post(
             "/api/index", json={"paths": [str(corpus / "src")], "wait": True}
         )
         assert inside.status_code == 200
         assert inside.json()["reports"][0]["repo"] == "shop"
+
+
+async def test_index_answers_alike_whether_a_path_outside_the_roots_exists_or_not(
+    api_for: ApiFactory, settings: Settings, tmp_path: Path
+) -> None:
+    existing = tmp_path / "private"
+    existing.mkdir()
+    (existing / "id_ed25519").write_text("key")
+    probes = [existing, existing / "id_ed25519", tmp_path / "no-such-dir", Path("/etc"),
+              Path("/etc/no-such-file")]  # fmt: skip
+    async with api_for(settings) as (_resources, client):
+        answers = []
+        for probe in probes:
+            response = await client.post("/api/index", json={"paths": [str(probe)]})
+            answers.append(
+                (response.status_code, response.json()["error"].replace(str(probe), "P"))
+            )
+    assert len(set(answers)) == 1, answers
+    assert answers[0][0] == 403
 
 
 async def test_index_without_configured_roots_is_refused(

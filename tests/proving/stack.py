@@ -7,8 +7,11 @@ from __future__ import annotations
 import contextlib
 import os
 import socket
+import threading
 import time
-from dataclasses import dataclass
+from collections import Counter
+from collections.abc import Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import httpx
@@ -125,7 +128,8 @@ def open_fds(pid: int) -> int:
 
 
 def fd_targets(pid: int) -> list[str]:
-    """What each open fd points at (files, sockets, pipes), for a readable failure."""
+    """What each open fd points at (files, sockets, pipes), read in one pass: an fd closed
+    between the listing and its readlink is simply not there."""
     out = []
     for fd in os.listdir(f"/proc/{pid}/fd"):
         with contextlib.suppress(OSError):
@@ -149,14 +153,87 @@ def rss_kib(pid: int) -> int:
     return proc_status(pid, "VmRSS")
 
 
-def settle(pid: int, *, fds: int, thread_count: int, timeout: float = 30.0) -> tuple[int, int]:
-    """Wait until the process is back to at most `fds` fds and `thread_count` threads;
-    answer what it holds then (the caller asserts)."""
+@dataclass(frozen=True)
+class Held:
+    """What a process holds at one moment: its fds (their targets) and its thread count.
+    The fd count is the length of the same list, so a count and the list that explains it
+    can never disagree."""
+
+    fds: tuple[str, ...]
+    threads: int
+
+    @property
+    def fd_count(self) -> int:
+        return len(self.fds)
+
+    def within(self, limit: Held) -> bool:
+        return self.fd_count <= limit.fd_count and self.threads <= limit.threads
+
+    def new_since(self, before: Held) -> list[str]:
+        """The fd targets held now and not before (a multiset difference)."""
+        return sorted((Counter(self.fds) - Counter(before.fds)).elements())
+
+
+def held(pid: int) -> Held:
+    return Held(tuple(fd_targets(pid)), threads(pid))
+
+
+def stable_held(
+    pid: int, *, limit: Held | None = None, quiet: float = 0.3, timeout: float = 30.0
+) -> Held:
+    """Wait until what the process holds stops changing for `quiet` seconds (and, given
+    `limit`, is within it), then answer that snapshot; after `timeout`, the last one.
+
+    A leak check compares two such snapshots: one read of /proc mid-change (a connection
+    being closed, a worker thread exiting) could count an fd the next read no longer has."""
     deadline = time.monotonic() + timeout
-    now = (open_fds(pid), threads(pid))
+    last = held(pid)
+    since = time.monotonic()
     while time.monotonic() < deadline:
-        now = (open_fds(pid), threads(pid))
-        if now[0] <= fds and now[1] <= thread_count:
-            break
-        time.sleep(0.1)
-    return now
+        time.sleep(0.05)
+        now = held(pid)
+        if now != last:
+            last, since = now, time.monotonic()
+            continue
+        if time.monotonic() - since >= quiet and (limit is None or now.within(limit)):
+            return now
+    return last
+
+
+# -- /health on both sockets while a test runs -------------------------------------------
+@dataclass
+class HealthWatch:
+    """Polls /health on the public socket and on the admin socket, counting answers by
+    status (or by the name of the error when there was no answer)."""
+
+    stack: Stack
+    public: Counter[int | str] = field(default_factory=Counter)
+    admin: Counter[int | str] = field(default_factory=Counter)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    @property
+    def answered(self) -> int:
+        """Polls made so far, whatever their outcome."""
+        return sum(self.public.values()) + sum(self.admin.values())
+
+    def run(self) -> None:
+        while not self.stop.is_set():
+            for counter, connect in ((self.public, self.stack.uds), (self.admin, self.stack.admin)):
+                try:
+                    with connect(timeout=10) as client:
+                        counter[client.get("/health").status_code] += 1
+                except httpx.HTTPError as exc:
+                    counter[type(exc).__name__] += 1
+            time.sleep(0.05)
+
+
+@contextlib.contextmanager
+def health_watch(stack: Stack) -> Iterator[HealthWatch]:
+    watch = HealthWatch(stack)
+    thread = threading.Thread(target=watch.run)
+    thread.start()
+    try:
+        yield watch
+    finally:
+        watch.stop.set()
+        thread.join(60)

@@ -12,16 +12,12 @@ import concurrent.futures
 import contextlib
 import shutil
 import socket
-import threading
-import time
 from collections import Counter
 from collections.abc import Iterator
-from dataclasses import dataclass, field
 
-import httpx
 import pytest
 
-from tests.proving.stack import Stack, fd_targets, make_stack, settle
+from tests.proving.stack import Held, Stack, health_watch, make_stack, stable_held
 from tests.support.process import short_tmp_dir
 
 pytestmark = pytest.mark.slow
@@ -74,56 +70,17 @@ def _scry(stack: Stack) -> int:
         return client.post("/api/scry", json={"query": SLOW_QUERY}).status_code
 
 
-@dataclass
-class HealthWatch:
-    """Polls /health on the public socket and on the admin socket while a test runs."""
-
-    stack: Stack
-    public: Counter[int | str] = field(default_factory=Counter)
-    admin: Counter[int | str] = field(default_factory=Counter)
-    stop: threading.Event = field(default_factory=threading.Event)
-
-    def run(self) -> None:
-        while not self.stop.is_set():
-            for counter, connect in ((self.public, self.stack.uds), (self.admin, self.stack.admin)):
-                try:
-                    with connect(timeout=5) as client:
-                        counter[client.get("/health").status_code] += 1
-                except httpx.HTTPError as exc:
-                    counter[type(exc).__name__] += 1
-            time.sleep(0.05)
+def _baseline(stack: Stack) -> Held:
+    return stable_held(stack.pid)
 
 
-@contextlib.contextmanager
-def health_watch(stack: Stack) -> Iterator[HealthWatch]:
-    watch = HealthWatch(stack)
-    thread = threading.Thread(target=watch.run)
-    thread.start()
-    try:
-        yield watch
-    finally:
-        watch.stop.set()
-        thread.join(30)
-
-
-@dataclass
-class Baseline:
-    fds: int
-    threads: int
-    targets: list[str]
-
-
-def _baseline(stack: Stack) -> Baseline:
-    fds, thread_count = settle(stack.pid, fds=10_000, thread_count=10_000, timeout=0)
-    return Baseline(fds, thread_count, fd_targets(stack.pid))
-
-
-def _assert_back_to(stack: Stack, baseline: Baseline) -> None:
-    fds, thread_count = settle(stack.pid, fds=baseline.fds, thread_count=baseline.threads)
-    if fds > baseline.fds:
-        extra = Counter(fd_targets(stack.pid)) - Counter(baseline.targets)
-        raise AssertionError(f"fds {fds} > baseline {baseline.fds}; new: {sorted(extra)}")
-    assert thread_count <= baseline.threads, f"threads {thread_count} > {baseline.threads}"
+def _assert_back_to(stack: Stack, baseline: Held) -> None:
+    # One stable snapshot answers both the counts and which fds they are.
+    now = stable_held(stack.pid, limit=baseline)
+    assert now.fd_count <= baseline.fd_count, (
+        f"fds {now.fd_count} > baseline {baseline.fd_count}; new: {now.new_since(baseline)}"
+    )
+    assert now.threads <= baseline.threads, f"threads {now.threads} > {baseline.threads}"
 
 
 def _raw(stack: Stack) -> socket.socket:

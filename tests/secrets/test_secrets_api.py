@@ -167,6 +167,8 @@ async def test_push_replaces_the_whole_set_and_bumps_the_generation(
         (b'{"A": "' + TRIPWIRE.encode() + b'"}', "expected"),
         (b'{"secrets": {"A": "' + TRIPWIRE.encode() + b'"', "malformed JSON"),
         (b"\xff\xfe not json", "not UTF-8 JSON"),
+        (b'{"secrets": {"A": ' + b"9" * 5000 + b"}}", "too many digits"),
+        (b'{"secrets": {}, "n": -' + b"1" * 4301 + b"}", "too many digits"),
     ],
 )
 async def test_malformed_push_is_rejected_and_the_previous_set_keeps_serving(

@@ -62,6 +62,8 @@ class ServiceProcess:
     args: list[str] = field(default_factory=list)
     env: dict[str, str] = field(default_factory=dict)
     proc: subprocess.Popen[bytes] | None = None
+    # A command that execs `patina serve` in the same process, e.g. prlimit --nofile=N:N.
+    prefix: list[str] = field(default_factory=list)
 
     @property
     def run_dir(self) -> Path:
@@ -108,7 +110,10 @@ class ServiceProcess:
         self.home.mkdir(parents=True, exist_ok=True)
         log = self.log_path.open("ab")
         self.proc = subprocess.Popen(
-            [PATINA, "serve", *self.args], env=self.base_env(), stdout=log, stderr=log
+            [*self.prefix, PATINA, "serve", *self.args],
+            env=self.base_env(),
+            stdout=log,
+            stderr=log,
         )
         log.close()
         if wait:

@@ -85,7 +85,7 @@ def test_mutual_tls_requires_a_client_certificate(short_tmp: Path, dev_certs: De
     with running_service(_tls_args(dev_certs, port, mutual=True), env=env, home=short_tmp) as svc:
         with _client(port, dev_certs, token=TRIPWIRE_TOKEN, client_cert=True) as c:
             assert c.get("/metrics").status_code == 200
-        assert svc.wait_for_log('principal="token:env/cert:O=patina-serve dev,CN=patina-client"')
+        assert svc.wait_for_log('principal="token:env/cert:CN=patina-client,O=patina-serve dev"')
         with (
             _client(port, dev_certs, token=TRIPWIRE_TOKEN) as no_cert,
             pytest.raises((httpx.ConnectError, httpx.ReadError, httpx.RemoteProtocolError)),
