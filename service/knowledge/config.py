@@ -6,6 +6,25 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from service.knowledge.ranking import Features
+
+
+class RankingSettings(BaseModel):
+    """Switches for the ranking stage's features (all on by default; docs/knowledge.md)."""
+
+    role_priors: bool = Field(True, description="Demote tests, examples, docs, config.")
+    definitions: bool = Field(True, description="Boost chunks defining a queried name.")
+    names: bool = Field(True, description="Boost files named like the query's words.")
+    diversity: bool = Field(True, description="Each further chunk of a file counts less.")
+
+    def features(self) -> Features:
+        return Features(
+            role_priors=self.role_priors,
+            definitions=self.definitions,
+            names=self.names,
+            diversity=self.diversity,
+        )
+
 
 class KnowledgeSettings(BaseModel):
     """Index location, indexing roots, model threads and fusion weights."""
@@ -50,3 +69,6 @@ class KnowledgeSettings(BaseModel):
         0.2, gt=0, le=1, description="Query terms in more chunks than this share are dropped."
     )
     max_query_terms: int = Field(16, ge=1, le=64, description="Rarest query terms kept.")
+    ranking: RankingSettings = Field(
+        default_factory=RankingSettings, description="Ranking features (on by default)."
+    )

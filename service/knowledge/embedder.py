@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -19,15 +20,30 @@ from tokenizers import Tokenizer
 
 from service.bounding import Cancel, Cancelled
 from service.knowledge.config import KnowledgeSettings
-from service.knowledge.model import DIMENSIONS, ModelFiles, load_model_files
+from service.knowledge.model import DIMENSIONS, MODEL_ID, ModelFiles, load_model_files
 
 Vectors = npt.NDArray[np.float32]
+
+
+class TextEmbedder(Protocol):
+    """What indexing and search need of an embedding model: MiniLM (Embedder) or the
+    static table distilled from it (StaticEmbedder)."""
+
+    dimensions: int
+    model_id: str
+    quantized: bool
+    observers: list[Callable[[float], None]]
+
+    def embed(
+        self, texts: Sequence[str], *, cancel: Cancel | None = None, batch_size: int | None = None
+    ) -> Vectors: ...
 
 
 class Embedder:
     """Turns texts into unit vectors of DIMENSIONS float32."""
 
     dimensions = DIMENSIONS
+    model_id = MODEL_ID
 
     def __init__(
         self,
