@@ -48,7 +48,11 @@ Prepared = list[tuple[str, Case, Intent, list[Candidate], dict[int, tuple[str, i
 GRID: dict[str, list[float]] = {
     "SYMBOL_SEMANTIC_SHARE": [0.0, 0.1, 0.2, 0.3, 0.4, 0.5],
     "TEXT_SEMANTIC_SHARE": [0.2, 0.3, 0.4, 0.5, 0.6, 0.7],
-    "DEFINITION_BOOST": [0.0, 0.5, 1.0, 2.0, 3.0],
+    "DEFINITION_BOOST": [0.0, 0.25, 0.5, 1.0, 2.0, 3.0],
+    "MEMBER_MATCH": [0.2, 0.35, 0.5, 0.7, 1.0],
+    "CASE_MATCH": [0.0, 0.1, 0.3, 0.5],
+    "EMBEDDED_SCALE": [0.0, 0.25, 0.5, 1.0],
+    "FILE_NAMED_AFTER": [1.0, 1.25, 1.5, 2.0],
     "NAME_BOOST": [0.0, 0.25, 0.5, 1.0, 1.5, 2.0],
     "SAME_FILE_DECAY": [0.0, 0.1, 0.3, 0.5, 0.7],
     "imports": [0.2, 0.35, 0.5, 0.7, 1.0],

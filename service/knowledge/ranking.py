@@ -24,30 +24,33 @@ the best one.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import PurePosixPath
 
 from service.knowledge.tokens import STOPWORDS, split_identifier
 
 # Tuned on the code-search development set (bench/knowledge/code_search.py, BENCHMARKS.md).
-SYMBOL_SEMANTIC_SHARE = 0.0
+SYMBOL_SEMANTIC_SHARE = 0.2
 TEXT_SEMANTIC_SHARE = 0.5
 ROLE_PRIORS: dict[str, float] = {
     "definition": 1.0,
     "code": 1.0,
     "commit": 1.0,
-    "imports": 0.7,
-    "exports": 0.5,
+    "imports": 1.0,
+    "exports": 0.2,
     "test": 0.1,
-    "example": 0.35,
+    "example": 0.4,
     "docs": 0.3,
     "config": 0.2,
     "text": 0.5,
 }
-DEFINITION_BOOST = 2.0
+DEFINITION_BOOST = 3.0
 MEMBER_MATCH = 0.5
+CASE_MATCH = 0.3
+EMBEDDED_SCALE = 1.0
+FILE_NAMED_AFTER = 1.5
 NAME_BOOST = 2.0
 SAME_FILE_DECAY = 0.3
 
@@ -86,8 +89,9 @@ class Intent:
     qualified: str | None  # `Router.Handle` for `Router::Handle`, when qualified
     identifier: bool  # the whole query is one identifier-like word
     embedded: tuple[str, ...]  # identifiers inside a sentence
-    words: tuple[str, ...]  # content words, lowercased, for name matching
+    words: tuple[str, ...]  # content words, lowercased
     asks_for: frozenset[str] = field(default_factory=frozenset)
+    name_words: tuple[str, ...] = ()  # stems matched against file and directory names
 
 
 def analyse(text: str) -> Intent:
@@ -105,7 +109,9 @@ def analyse(text: str) -> Intent:
     )
     lowered = {p for w in _WORD.findall(stripped) for p in split_identifier(w)}
     asks = frozenset(role for role, cues in _ASKS_FOR.items() if lowered & cues)
-    return Intent(stripped, symbol, qualified, identifier, embedded, words, asks)
+    named = tuple(split_identifier(stripped)) if identifier else words
+    name_words = tuple(dict.fromkeys(_stem(w) for w in named))
+    return Intent(stripped, symbol, qualified, identifier, embedded, words, asks, name_words)
 
 
 @dataclass
@@ -153,43 +159,58 @@ def symbol_match(symbols: Sequence[str], name: str, qualified: str | None) -> fl
         if last == name:
             best = max(best, MEMBER_MATCH)
         elif bare.lower() == lowered:
-            best = max(best, 0.3)
+            best = max(best, CASE_MATCH)
         elif last.lower() == lowered:
-            best = max(best, 0.15)
+            best = max(best, CASE_MATCH * MEMBER_MATCH)
     return best
 
 
-def definition_boost(candidate: Candidate, intent: Intent) -> float:
-    """Step 3: a chunk defining the identifier the query names."""
+def definition_match(candidate: Candidate, intent: Intent) -> float:
+    """Step 3: how well a chunk defines the identifier the query names (0 when it does
+    not; 1 for the definition; up to 1.5 in a file named after it)."""
     names = [intent.symbol] if intent.symbol else list(intent.embedded)
     if not names or not candidate.symbols:
         return 0.0
-    scale = 1.0 if intent.symbol else 0.5
-    stem = _squash(PurePosixPath(candidate.path).name.split(".", 1)[0])
+    scale = 1.0 if intent.symbol else EMBEDDED_SCALE
+    stem = _file_stem(candidate.path)
     best = 0.0
     for name in names:
         hit = symbol_match(candidate.symbols, name, intent.qualified)
         # The file named after the definition is where a reader expects it.
         if hit and (_squash(name) == stem or _stem(_squash(name)) == _stem(stem)):
-            hit *= 1.5
+            hit *= FILE_NAMED_AFTER
         best = max(best, hit)
-    return DEFINITION_BOOST * scale * best
+    return scale * best
 
 
 def name_boost(path: str, intent: Intent) -> float:
     """Step 4: share of query words found in the file's name or its directory's name."""
-    words = intent.words if not intent.identifier else tuple(split_identifier(intent.text))
+    words = intent.name_words
     if not words:
         return 0.0
-    pure = PurePosixPath(path)
-    parts = set(split_identifier(pure.name.split(".", 1)[0]))
-    if len(pure.parts) > 1:
-        parts.update(split_identifier(pure.parts[-2]))
-    if not parts:
-        return 0.0
-    stems = {_stem(p) for p in parts}
-    matched = sum(1 for w in words if any(_same_word(_stem(w), p) for p in stems))
-    return NAME_BOOST * matched / len(words)
+    return NAME_BOOST * _names_matched(path, words) / len(words)
+
+
+@functools.lru_cache(maxsize=65536)
+def _names_matched(path: str, words: tuple[str, ...]) -> int:
+    stems = _name_stems(path)
+    return sum(1 for w in words if w in stems or any(_same_word(w, p) for p in stems))
+
+
+@functools.lru_cache(maxsize=65536)
+def _name_stems(path: str) -> frozenset[str]:
+    """Stems of the identifier parts of a file's name and of its directory's name."""
+    segments = path.rsplit("/", 2)
+    parts = split_identifier(segments[-1].split(".", 1)[0])
+    if len(segments) > 1:
+        parts += split_identifier(segments[-2])
+    return frozenset(_stem(p) for p in parts)
+
+
+@functools.lru_cache(maxsize=65536)
+def _file_stem(path: str) -> str:
+    """The file's name without extension, squashed: `bash_completions.go` -> `bashcompletions`."""
+    return _squash(path.rsplit("/", 1)[-1].split(".", 1)[0])
 
 
 def rank(
@@ -201,29 +222,36 @@ def rank(
     features: Features = Features(),
 ) -> list[Candidate]:
     """Score and pick at most `limit` candidates; their `score` is relative to the best."""
-    # A re-export counts as the definition only when the definition itself is not here.
-    defined_here = features.definitions and any(
-        c.role == "definition" and definition_boost(c, intent) >= DEFINITION_BOOST
-        for c in candidates
-    )
+    bases = []
     for c in candidates:
-        score = relevance(c, intent, mode=mode)
-        if features.role_priors:
-            score *= role_prior(c.role, intent)
-        boost = 0.0
-        reexport_only = c.role == "exports" and defined_here
-        if features.definitions and c.role not in ("test", "example", "docs") and not reexport_only:
-            boost += definition_boost(c, intent)
+        base = relevance(c, intent, mode=mode)
+        bases.append(base * role_prior(c.role, intent) if features.role_priors else base)
+    top = max(bases, default=0.0) or 1.0
+    defines = [
+        definition_match(c, intent)
+        if features.definitions and c.role not in ("test", "example", "docs")
+        else 0.0
+        for c in candidates
+    ]
+    # A re-export counts as the definition only when the definition itself is not here.
+    defined_here = any(
+        d >= 1.0 and c.role == "definition" for c, d in zip(candidates, defines, strict=True)
+    )
+    for c, base, define in zip(candidates, bases, defines, strict=True):
+        if c.role == "exports" and defined_here:
+            define = 0.0
+        names = 0.0
         if features.names and c.role not in ("docs", "text"):
-            boost += name_boost(c.path, intent) * (role_prior(c.role, intent) ** 0.5)
-        # Boosts lift chunks that retrieval found, in proportion to how well it found them.
-        c.score = score * (1.0 + boost) + boost * 0.1
+            names = name_boost(c.path, intent) * (role_prior(c.role, intent) ** 0.5)
+        # Names multiply how well retrieval found a chunk; a definition of the queried
+        # identifier is lifted above anything that merely mentions it.
+        c.score = base * (1.0 + names) + top * DEFINITION_BOOST * define
     ordered = sorted(candidates, key=lambda c: (-c.score, c.id))
     picked = _diverse(ordered, limit) if features.diversity else ordered[:limit]
     if picked and picked[0].score > 0:
-        top = picked[0].score
+        best = picked[0].score
         for c in picked:
-            c.score = max(0.0, min(1.0, c.score / top))
+            c.score = max(0.0, min(1.0, c.score / best))
     return picked
 
 
@@ -266,6 +294,7 @@ _SUFFIXES = (
 )  # fmt: skip
 
 
+@functools.lru_cache(maxsize=65536)
 def _stem(word: str) -> str:
     """A light English stemmer for matching names: `streaming`, `streams` -> `stream`;
     `recovery`, `recoverer` -> `recover`; `formatting`, `formatter` -> `formatt`."""
