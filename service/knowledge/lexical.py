@@ -90,7 +90,13 @@ def _stems(conn: sqlite3.Connection, words: Sequence[str]) -> list[list[str]]:
 
 
 def prepare_match(
-    conn: sqlite3.Connection, text: str, *, total: int, max_df_ratio: float, max_terms: int
+    conn: sqlite3.Connection,
+    text: str,
+    *,
+    total: int,
+    max_df_ratio: float,
+    max_terms: int,
+    max_postings: int = 1 << 62,
 ) -> str | None:
     """An FTS5 MATCH expression for free text, or None if nothing in it can match.
 
@@ -98,7 +104,8 @@ def prepare_match(
     dropped). Every token is quoted (so `AND`, `*`, `:`, `"` or `NEAR(` typed by a user are
     just words) and the tokens are OR-ed. Tokens found in more than `max_df_ratio` of the
     chunks are dropped, using the FTS5 vocabulary, because OR-ing very common words is slow
-    and adds little to the ranking; if every token is that common the rarest ones stay."""
+    and adds little to the ranking; if every token is that common the rarest ones stay;
+    and once the kept tokens' postings pass `max_postings`, the commoner ones go too."""
     tokens = query_tokens(text)[:64]
     if not tokens:
         return None
@@ -117,8 +124,16 @@ def prepare_match(
         return None
     scored.sort()
     limit = max(1, int(total * max_df_ratio))
-    kept = [item for item in scored if item[0] <= limit] or scored[:2]
-    kept = sorted(kept[:max_terms], key=lambda item: item[1])
+    kept = [item for item in scored if item[0] <= limit][:max_terms] or scored[:2]
+    # BM25 costs one scoring per posting: past a budget, the commonest tokens go (the two
+    # rarest always stay). Small indexes never reach it; at 100k chunks it bounds latency.
+    spent = 0
+    for n, (freq, _i, _token) in enumerate(kept):
+        spent += freq
+        if spent > max_postings and n >= 2:
+            kept = kept[:n]
+            break
+    kept = sorted(kept, key=lambda item: item[1])
     return " OR ".join('"' + token.replace('"', '""') + '"' for _f, _i, token in kept)
 
 

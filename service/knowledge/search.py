@@ -154,6 +154,7 @@ def retrieve(
             total=snapshot.size or store.counts(conn)[1] or 1,
             max_df_ratio=settings.max_df_ratio,
             max_terms=settings.max_query_terms,
+            max_postings=settings.max_postings,
         )
         lexical_hits = lexical(conn, match, query, limit=depth)
     if cancel is not None:
