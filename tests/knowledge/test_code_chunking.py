@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
-from service.knowledge.chunking import Chunk, ChunkLimits, chunk_document
+from service.knowledge.chunking import ROLES, Chunk, ChunkLimits, chunk_document
 from service.knowledge.languages import SPECS, language_of, parser_for
 
 # (file name, source, names it defines, a line of its import block or None)
@@ -427,3 +429,19 @@ def test_languages_without_a_grammar_fall_back_to_keywords() -> None:
     chunks = chunk_document("view.lua", source)
     assert language_of("view.lua") is None
     assert any("render" in c.symbols for c in chunks)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    text=st.text(
+        alphabet=st.sampled_from(list("abcXYZ_019 (){}[]<>;:=,.'\"#/*\\\n\t$@!?-+")), max_size=400
+    ),
+    name=st.sampled_from([s[0] for s in SOURCES] + ["x.lua", "x.md", "x.json", "x.txt"]),
+)
+def test_any_text_in_any_language_chunks_without_error(text: str, name: str) -> None:
+    lines = text.split("\n")
+    for limits in (ChunkLimits(), ChunkLimits(max_chars=200)):
+        for chunk in chunk_document(name, text, limits):
+            assert 1 <= chunk.start_line <= chunk.end_line <= len(lines)
+            assert chunk.text.strip()
+            assert chunk.role in ROLES
