@@ -329,7 +329,9 @@ def main() -> None:
     parser.add_argument("--ablation", action="store_true", help="each ranking feature off")
     for feature in FEATURES:
         parser.add_argument(f"--no-{feature.replace('_', '-')}", action="store_true")
-    parser.add_argument("--cold", action="store_true", help="time `patina index` per repo")
+    parser.add_argument(
+        "--cold", nargs="*", metavar="REPO", help="time `patina index` (all repos, or these)"
+    )
     parser.add_argument("--misses", type=int, default=0, help="print the N worst queries")
     parser.add_argument("--workdir", type=Path, help="keep the unpacked trees and indexes")
     parser.add_argument(
@@ -396,9 +398,11 @@ def main() -> None:
         scores = ask(runs, cases, query_embedder, mode=mode, ranking=none)
         print(f"  {'all off':22} {scores.overall():.3f} " + _cats(scores))
 
-    if args.cold:
+    if args.cold is not None:
         print("\ncold `patina index` (fresh process and home):")
         for run in runs:
+            if args.cold and run.name not in args.cold:
+                continue
             seconds = cold_index_seconds(run.root, work / "cold" / run.name)
             print(f"  {run.name:11} {seconds:6.2f}s  (warm in-process {run.index_seconds:.2f}s)")
 
