@@ -243,8 +243,9 @@ def cold_index_seconds(root: Path, home: Path) -> float:
     """`patina index ROOT` in a fresh process with a fresh home: import, model load, index."""
     env = {**os.environ, "PATINA_HOME": str(home)}
     started = time.perf_counter()
+    patina = Path(sys.executable).with_name("patina")  # the installed console script
     subprocess.run(
-        [sys.executable, "-m", "service.cli.main", "index", str(root)],
+        [str(patina), "index", str(root)],
         check=True,
         env=env,
         capture_output=True,

@@ -89,7 +89,9 @@ class Embedder:
         as the settings ask for queries, or for bulk indexing with `for_indexing`)."""
         return cls(
             load_model_files(settings),
-            intra_op_threads=settings.intra_op_threads,
+            intra_op_threads=(
+                settings.intra_op_threads if for_indexing else settings.query_intra_op_threads
+            ),
             max_tokens=settings.max_tokens,
             batch_size=settings.batch_size,
             quantize=settings.quantize_indexing if for_indexing else settings.quantize,
