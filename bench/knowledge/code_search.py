@@ -34,10 +34,11 @@ from typing import Any
 from prometheus_client import CollectorRegistry
 
 from bench.knowledge.common import p50, percentile
-from service.knowledge import store
+from service.knowledge import search, store
 from service.knowledge.config import KnowledgeSettings, RankingSettings
 from service.knowledge.embedder import Embedder, TextEmbedder
 from service.knowledge.indexer import Indexer
+from service.knowledge.lexical import FieldWeights
 from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.model import load_model_files
 from service.knowledge.search import Hit, Mode, Query
@@ -344,8 +345,17 @@ def main() -> None:
         "--embedder", choices=["minilm", "static"], default="minilm", help="chunk/query vectors"
     )
     parser.add_argument("--static-cache", type=Path, help="where the static table is cached")
+    parser.add_argument(
+        "--field-weights",
+        nargs=4,
+        type=float,
+        metavar=("BODY", "SYMBOLS", "NAME", "PATH"),
+        help="BM25 field weights instead of the tuned ones (1 0 0 0: body only)",
+    )
     args = parser.parse_args()
 
+    if args.field_weights:
+        search.FIELD_WEIGHTS = FieldWeights(*args.field_weights)
     data = args.data.resolve()
     repos = json.loads((data / "repos.json").read_text())
     if args.repos:
