@@ -21,9 +21,7 @@ from __future__ import annotations
 import hashlib
 import io
 import logging
-import os
 import re
-import tempfile
 import time
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -34,6 +32,7 @@ import numpy.typing as npt
 from tokenizers import Tokenizer
 
 from service.bounding import Cancel
+from service.fileio import write_private
 from service.knowledge.embedder import Embedder, Vectors
 from service.knowledge.model import DIMENSIONS, MODEL_SHA256, TOKENIZER_SHA256
 
@@ -184,19 +183,9 @@ def _read_cache(path: Path) -> npt.NDArray[np.float32] | None:
 
 
 def _write_cache(path: Path, table: npt.NDArray[np.float32]) -> None:
-    """Write the table and its SHA-256 atomically (temp file, fsync, rename), 0600."""
-    path.parent.mkdir(parents=True, exist_ok=True, mode=0o700)
+    """Write the table, then its SHA-256, each atomically and 0600 (fileio.write_private)."""
     buffer = io.BytesIO()
     np.save(buffer, table, allow_pickle=False)
     data = buffer.getvalue()
-    for target, payload in ((path, data), (path.with_suffix(".sha256"), _digest(data).encode())):
-        fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".tmp-")
-        try:
-            with os.fdopen(fd, "wb") as handle:
-                handle.write(payload)
-                handle.flush()
-                os.fsync(handle.fileno())
-            os.replace(tmp, target)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+    write_private(path, data)
+    write_private(path.with_suffix(".sha256"), _digest(data).encode())
