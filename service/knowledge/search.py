@@ -160,7 +160,9 @@ def retrieve(
     if cancel is not None:
         cancel.raise_if_cancelled()
     vector = query.vector
-    if query.mode in ("hybrid", "semantic") and snapshot.size:
+    if query.mode in ("hybrid", "semantic"):
+        # Embedded even for an index without vectors yet: a query costs the same whatever
+        # the index holds (the deadline and gate tests rely on it).
         if vector is None:
             vector = embedder.embed([query.text], cancel=cancel)[0]
         semantic_hits = semantic(snapshot, vector, query, limit=depth)
