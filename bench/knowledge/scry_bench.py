@@ -27,12 +27,13 @@ from bench.knowledge.eval import MODULES
 from service.knowledge import store
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder
+from service.knowledge.lexical import FieldWeights, chunk_terms, prepare_match
 from service.knowledge.metrics import KnowledgeMetrics
-from service.knowledge.search import Query, prepare_fts_query
+from service.knowledge.search import Query
 from service.knowledge.service import KnowledgeService, index_path
 from service.settings import Settings
 
-DEPTH = 100  # per-mode candidates, as the service fetches for hybrid
+DEPTH = 100  # per-mode candidates, as the service fetches for ranking
 
 
 def stdlib_windows(count: int, lines_per_chunk: int = 12) -> list[tuple[str, str]]:
@@ -68,12 +69,16 @@ def build_index(path: Path, count: int, rng: np.random.Generator) -> None:
                     "indexed_at) VALUES ('bench', '/bench', ?, 'code', '', '', 0)",
                     (f"doc{i}",),
                 ).lastrowid
+            terms = chunk_terms(name, text, ())
             cur = conn.execute(
                 "INSERT INTO chunks(document_id, repo, path, kind, event_type, source_id, "
-                "timestamp, start_line, end_line, content, text_hash) VALUES "
-                "(?, 'bench', ?, 'code', 'code.definition', ?, '', 1, 12, ?, '')",
-                (doc, name, name, text),
-            )
+                "timestamp, start_line, end_line, content, text_hash, role, terms, "
+                "symbol_terms, name_terms, path_terms) VALUES "
+                "(?, 'bench', ?, 'code', 'code.definition', ?, '', 1, 12, ?, '', 'code', "
+                "?, ?, ?, ?)",
+                (doc, name, name, text, terms.terms, terms.symbol_terms, terms.name_terms,
+                 terms.path_terms),
+            )  # fmt: skip
             conn.execute("INSERT INTO vectors VALUES (?, ?)", (cur.lastrowid, vectors[i].tobytes()))
         store.bump_generation(conn)
     conn.execute("PRAGMA optimize")
@@ -91,7 +96,7 @@ def run(size: int, queries: list[str], embedder: Embedder, tmp: Path) -> None:
     snap = svc._snapshot
     conn = store.connect(index_path(settings))
     matches = [
-        prepare_fts_query(conn, q, total=snap.size, max_df_ratio=0.2, max_terms=16) for q in queries
+        prepare_match(conn, q, total=snap.size, max_df_ratio=0.2, max_terms=16) for q in queries
     ]
     service_ms: dict[str, list[float]] = {"lexical": [], "semantic": [], "hybrid": []}
     floor_ms: dict[str, list[float]] = {"lexical": [], "semantic": [], "hybrid": []}
@@ -101,12 +106,13 @@ def run(size: int, queries: list[str], embedder: Embedder, tmp: Path) -> None:
                 t0 = time.perf_counter()
                 svc.scry(Query(q, mode=mode, limit=10))  # type: ignore[arg-type]
                 t1 = time.perf_counter()
-                # The floor: the same work by a bare script (hybrid fetches DEPTH per mode).
-                depth = DEPTH if mode == "hybrid" else 10
+                # The floor: the same retrieval by a bare script (DEPTH candidates per mode,
+                # as the service fetches for its ranking stage); no ranking.
+                depth = DEPTH
                 if mode in ("lexical", "hybrid") and match is not None:
                     conn.execute(
-                        "SELECT rowid, rank FROM chunks_fts WHERE chunks_fts MATCH ? "
-                        "ORDER BY rank LIMIT ?",
+                        f"SELECT rowid, {FieldWeights().sql()} AS score FROM code_fts "
+                        "WHERE code_fts MATCH ? ORDER BY score LIMIT ?",
                         (match, depth),
                     ).fetchall()
                 if mode in ("semantic", "hybrid"):

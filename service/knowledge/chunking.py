@@ -1,20 +1,27 @@
 """Split a document into chunks a search result can point at (with 1-based line ranges).
 
+* Code: definition-aware chunks from a real parser (tree-sitter) for the languages in
+  `languages.py` (see `code_chunker.py`); other code by definition keywords at column 0.
 * Markdown: one chunk per heading section (headings inside code fences do not count).
-* Code: one chunk per top-level definition (Python through `ast`, other languages by
-  their definition keywords at column 0); files without them fall back to line windows.
-* Text: paragraphs, merged up to the size limit.
+* Text and configuration: paragraphs, merged up to the size limit.
 
-Anything larger than the size limit is cut into overlapping line windows, so no chunk runs
-far past what the model reads (256 tokens) and a match always lands near its lines.
+Each chunk records the names it defines (`symbols`) and its `role`: `definition`,
+`exports` (re-exports), `imports`, `code`, `test`, `example`, `docs`, `config` or
+`text` (conventions.py decides
+tests, examples, docs and config from the path; the parser decides the rest). Anything
+larger than the size limit is cut into overlapping line windows, so no chunk runs far past
+what a model reads and a match always lands near its lines.
 """
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass
 from pathlib import PurePosixPath
+
+from service.knowledge.code_chunker import CodePiece, parse_units
+from service.knowledge.conventions import file_role, is_config_path
+from service.knowledge.languages import language_of
 
 MARKDOWN_SUFFIXES = frozenset({".md", ".markdown", ".mdx", ".rst"})
 CODE_SUFFIXES = frozenset(
@@ -39,15 +46,28 @@ _TOP_LEVEL_DEF = re.compile(
 )
 
 
+# Captures the defined name after a definition keyword (the fallback's symbols).
+_DEFINED_NAME = re.compile(
+    r"\b(?:def|class|fn|func|function|struct|enum|trait|interface|type|module|mod|"
+    r"macro_rules!|const|let)\s+(?:\([^)]*\)\s*)?([A-Za-z_$][\w$]*)"
+)
+ROLES = (
+    "definition", "exports", "imports", "code", "test", "example", "docs", "config", "text",
+)  # fmt: skip
+
+
 @dataclass(frozen=True)
 class Chunk:
-    """A piece of a document: its text and where it sits (lines are 1-based, inclusive)."""
+    """A piece of a document: its text and where it sits (lines are 1-based, inclusive),
+    the names it defines and what it is (see ROLES; `commit` for git history)."""
 
     kind: str
     event_type: str
     start_line: int
     end_line: int
     text: str
+    role: str = "text"
+    symbols: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -72,26 +92,57 @@ def chunk_document(path: str, text: str, limits: ChunkLimits | None = None) -> l
     """Chunk a file's text according to its kind; blank pieces are dropped."""
     limits = limits or ChunkLimits()
     kind = kind_of(path)
-    lines = text.splitlines()
-    spans: list[tuple[int, int]] | None
+    # "\n" only, as the parser counts lines (splitlines() also breaks at \f, \x1c, ...).
+    lines = [line.removesuffix("\r") for line in text.split("\n")]
+    by_path = file_role(path)
+    pieces: list[CodePiece]
     if kind == "markdown":
         spans = _markdown_sections(lines)
+        pieces = [CodePiece(s, e, (), "docs") for s, e in spans]
         event_type = "doc.section"
-    elif kind == "code":
-        spans = _python_definitions(text, len(lines)) if path.endswith((".py", ".pyi")) else None
-        if spans is None:
-            spans = _regex_definitions(lines)
+    elif kind == "code" and not is_config_path(path):
+        pieces = _code_pieces(path, text, lines, limits)
         event_type = "code.definition"
     else:
-        spans = _paragraphs(lines, limits.max_chars)
+        role = "config" if kind == "code" else "text"
+        pieces = [CodePiece(s, e, (), role) for s, e in _paragraphs(lines, limits.max_chars)]
         event_type = "text.paragraph"
     chunks: list[Chunk] = []
-    for start, end in spans or []:
-        for s, e in fit_spans(lines, start, end, limits):
-            body = "\n".join(lines[s:e]).strip()
-            if body:
-                chunks.append(Chunk(kind, event_type, s + 1, e, body))
+    for piece in pieces:
+        # Conventions of the path (a test file, an example) outrank what the code holds.
+        role = by_path if by_path in ("test", "example", "docs", "config") else piece.role
+        for n, (s, e) in enumerate(fit_spans(lines, piece.start, piece.end, limits)):
+            s, e = _trim(lines, s, e)
+            if e <= s:
+                continue
+            # Only the first window holds the definition's name.
+            symbols = piece.symbols if n == 0 else ()
+            window_role = role if n == 0 or role != "definition" else "code"
+            body = "\n".join(lines[s:e])
+            chunks.append(Chunk(kind, event_type, s + 1, e, body, window_role, symbols))
     return chunks
+
+
+def _code_pieces(path: str, text: str, lines: list[str], limits: ChunkLimits) -> list[CodePiece]:
+    language = language_of(path)
+    if language is not None:
+        pieces = parse_units(text, language, limits.max_chars, path=path)
+        if pieces is not None:
+            return pieces
+    out = []
+    for s, e in _regex_definitions(lines):
+        names = tuple(dict.fromkeys(_DEFINED_NAME.findall("\n".join(lines[s : min(e, s + 3)]))))
+        out.append(CodePiece(s, e, names, "definition" if names else "code"))
+    return out
+
+
+def _trim(lines: list[str], start: int, end: int) -> tuple[int, int]:
+    """Drop blank lines at both ends of [start, end)."""
+    while start < end and not lines[start].strip():
+        start += 1
+    while end > start and not lines[end - 1].strip():
+        end -= 1
+    return start, end
 
 
 def fit_spans(lines: list[str], start: int, end: int, limits: ChunkLimits) -> list[tuple[int, int]]:
@@ -126,22 +177,6 @@ def _markdown_sections(lines: list[str]) -> list[tuple[int, int]]:
         elif not in_fence and _HEADING.match(line) and i > 0:
             starts.append(i)
     return _spans(starts, len(lines))
-
-
-def _python_definitions(text: str, n_lines: int) -> list[tuple[int, int]] | None:
-    try:
-        tree = ast.parse(text)
-    except (SyntaxError, ValueError):
-        return None
-    starts: list[int] = [0]
-    for node in tree.body:
-        if isinstance(node, ast.FunctionDef | ast.AsyncFunctionDef | ast.ClassDef):
-            first = min([node.lineno, *(d.lineno for d in node.decorator_list)]) - 1
-            starts.append(first)
-            # Code after a definition starts a new span, so a definition's chunk is only it.
-            if node.end_lineno is not None:
-                starts.append(node.end_lineno)
-    return _spans(starts, n_lines)
 
 
 def _regex_definitions(lines: list[str]) -> list[tuple[int, int]]:

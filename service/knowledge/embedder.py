@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
@@ -19,15 +20,30 @@ from tokenizers import Tokenizer
 
 from service.bounding import Cancel, Cancelled
 from service.knowledge.config import KnowledgeSettings
-from service.knowledge.model import DIMENSIONS, ModelFiles, load_model_files
+from service.knowledge.model import DIMENSIONS, MODEL_ID, ModelFiles, load_model_files
 
 Vectors = npt.NDArray[np.float32]
+
+
+class TextEmbedder(Protocol):
+    """What indexing and search need of an embedding model: MiniLM (Embedder) or the
+    static table distilled from it (StaticEmbedder)."""
+
+    dimensions: int
+    model_id: str
+    quantized: bool
+    observers: list[Callable[[float], None]]
+
+    def embed(
+        self, texts: Sequence[str], *, cancel: Cancel | None = None, batch_size: int | None = None
+    ) -> Vectors: ...
 
 
 class Embedder:
     """Turns texts into unit vectors of DIMENSIONS float32."""
 
     dimensions = DIMENSIONS
+    model_id = MODEL_ID
 
     def __init__(
         self,
@@ -73,7 +89,9 @@ class Embedder:
         as the settings ask for queries, or for bulk indexing with `for_indexing`)."""
         return cls(
             load_model_files(settings),
-            intra_op_threads=settings.intra_op_threads,
+            intra_op_threads=(
+                settings.intra_op_threads if for_indexing else settings.query_intra_op_threads
+            ),
             max_tokens=settings.max_tokens,
             batch_size=settings.batch_size,
             quantize=settings.quantize_indexing if for_indexing else settings.quantize,

@@ -25,7 +25,8 @@ from service.bounding import Cancel
 from service.knowledge import store
 from service.knowledge.chunking import Chunk, ChunkLimits, chunk_document, fit_spans
 from service.knowledge.config import KnowledgeSettings
-from service.knowledge.embedder import Embedder, Vectors
+from service.knowledge.embedder import TextEmbedder, Vectors
+from service.knowledge.lexical import chunk_terms
 from service.knowledge.secret_files import SecretFileRules
 from service.knowledge.walker import Skipped, Tree, inodes_of, is_binary
 
@@ -93,7 +94,7 @@ class Indexer:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        embedder: Embedder,
+        embedder: TextEmbedder,
         settings: KnowledgeSettings,
         *,
         progress: Progress | None = None,
@@ -226,7 +227,7 @@ class Indexer:
             text = commit.text()
             lines = text.splitlines()
             chunks = [
-                Chunk("commit", "git.commit", s + 1, e, "\n".join(lines[s:e]).strip())
+                Chunk("commit", "git.commit", s + 1, e, "\n".join(lines[s:e]).strip(), "commit")
                 for s, e in _commit_spans(lines, self.limits)
             ]
             pending.append(
@@ -274,13 +275,17 @@ class Indexer:
                 doc_id = cur.lastrowid
                 for chunk in doc.chunks:
                     text_hash = _text_hash(chunk.text)
+                    terms = chunk_terms(doc.path, chunk.text, chunk.symbols)
                     cur = self.conn.execute(
                         "INSERT INTO chunks(document_id, repo, path, kind, event_type, "
-                        "source_id, timestamp, start_line, end_line, content, text_hash) "
-                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+                        "source_id, timestamp, start_line, end_line, content, text_hash, "
+                        "role, symbols, terms, symbol_terms, name_terms, path_terms) "
+                        "VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
                         (doc_id, report.repo, doc.path, chunk.kind, chunk.event_type,
                          doc.source_id or doc.path, doc.timestamp, chunk.start_line,
-                         chunk.end_line, chunk.text, text_hash),
+                         chunk.end_line, chunk.text, text_hash, chunk.role,
+                         " ".join(chunk.symbols), terms.terms, terms.symbol_terms,
+                         terms.name_terms, terms.path_terms),
                     )  # fmt: skip
                     self.conn.execute(
                         "INSERT INTO vectors(chunk_id, vector) VALUES (?, ?)",

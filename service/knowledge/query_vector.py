@@ -36,9 +36,9 @@ class QueryVector(BaseModel):
     )
 
 
-def fingerprint(*, quantized: bool) -> str:
+def fingerprint(*, quantized: bool, model_id: str = MODEL_ID) -> str:
     """Names the model exactly enough that equal fingerprints give equal vectors."""
-    return f"{MODEL_ID}/{MODEL_SHA256[:16]}/{'int8' if quantized else 'fp32'}"
+    return f"{model_id}/{MODEL_SHA256[:16]}/{'int8' if quantized else 'fp32'}"
 
 
 def encode(vector: Vector, *, model: str) -> QueryVector:

@@ -1,16 +1,17 @@
-"""Lexical (FTS5 BM25), semantic (cosine over the in-memory matrix) and hybrid search.
+"""One scry: retrieval (code-aware BM25, cosine over the in-memory matrix, or both) then
+the ranking stage (ranking.py).
 
-Hybrid fuses the two ranked lists with weighted reciprocal rank fusion:
-score(d) = sum over modes of weight / (k + rank), divided by its maximum so a chunk ranked
-first by every mode scores 1.0 and `min_score` means the same whatever the weights. Ties
-break on the best single rank, then on the chunk id, so equal inputs give equal outputs.
+Retrieval gathers candidates: the `settings.candidates` best chunks by BM25 (lexical.py)
+and by cosine, plus the chunks that define an identifier the query names. In hybrid mode
+every candidate gets both scores (a BM25-only candidate's cosine is looked up in the
+matrix). Ranking blends them, applies priors, boosts and per-file diversity, and scores
+the hits relative to the best one. Ties break on the chunk id, so equal inputs give equal
+outputs.
 """
 
 from __future__ import annotations
 
-import re
 import sqlite3
-from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -18,13 +19,21 @@ import numpy as np
 import numpy.typing as npt
 
 from service.bounding import Cancel
+from service.knowledge import store
 from service.knowledge.config import KnowledgeSettings
-from service.knowledge.embedder import Embedder
-from service.knowledge.store import ChunkRow, VectorSnapshot, fetch_chunks
+from service.knowledge.embedder import TextEmbedder
+from service.knowledge.lexical import FieldWeights, defining, prepare_match
+from service.knowledge.lexical import search as lexical_search
+from service.knowledge.ranking import Candidate, Intent, analyse, rank, symbol_match
+from service.knowledge.store import ChunkRow, VectorSnapshot, chunk_meta, fetch_chunks
 
 Mode = Literal["hybrid", "lexical", "semantic"]
 MODES: tuple[Mode, ...] = ("hybrid", "lexical", "semantic")
-_WORD = re.compile(r"\w+")
+# Chunks defining a named identifier added to the candidates (a name defined in more places
+# than this is common enough for BM25 to find its definitions anyway).
+DEFINITIONS_PER_NAME = 20
+DEFINITION_SCAN = 500  # chunks naming it scanned for the best definitions of a name
+FIELD_WEIGHTS = FieldWeights()
 
 
 @dataclass(frozen=True)
@@ -54,79 +63,18 @@ class Hit:
 Ranked = list[tuple[int, float]]  # (chunk id, score), best first
 
 
-def prepare_fts_query(
-    conn: sqlite3.Connection, text: str, *, total: int, max_df_ratio: float, max_terms: int
-) -> str | None:
-    """An FTS5 MATCH expression for free text, or None if nothing in it can match.
-
-    Every word is quoted (so `AND`, `*`, `:`, `"` or `NEAR(` typed by a user are just
-    words) and the words are OR-ed. Words found in more than `max_df_ratio` of the chunks
-    are dropped, using the FTS5 vocabulary, because OR-ing very common words is slow and
-    adds nothing to the ranking; if every word is that common the rarest ones stay."""
-    words = list(dict.fromkeys(w.lower() for w in _WORD.findall(text)))[:64]
-    if not words:
-        return None
-    stems = _stems(conn, words)
-    all_stems = sorted({s for ss in stems for s in ss})
-    marks = ",".join("?" * len(all_stems))
-    df = dict(
-        conn.execute(f"SELECT term, doc FROM chunks_vocab WHERE term IN ({marks})", all_stems)
-    )
-    scored: list[tuple[int, int, str]] = []
-    for i, (word, word_stems) in enumerate(zip(words, stems, strict=True)):
-        if not word_stems:
-            continue
-        # A word matches at most as many chunks as its rarest token (a quoted phrase).
-        freq = min(df.get(s, 0) for s in word_stems)
-        if freq > 0:
-            scored.append((freq, i, word))
-    if not scored:
-        return None
-    scored.sort()
-    limit = max(1, int(total * max_df_ratio))
-    kept = [item for item in scored if item[0] <= limit] or scored[:2]
-    kept = sorted(kept[:max_terms], key=lambda item: item[1])
-    return " OR ".join('"' + word.replace('"', '""') + '"' for _f, _i, word in kept)
-
-
-def _stems(conn: sqlite3.Connection, words: Sequence[str]) -> list[list[str]]:
-    """The tokens the index's tokenizer (porter unicode61) makes of each word, found by
-    letting SQLite tokenize them in a per-connection temporary FTS5 table."""
-    conn.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_words "
-        "USING fts5(word, tokenize='porter unicode61')"
-    )
-    conn.execute(
-        "CREATE VIRTUAL TABLE IF NOT EXISTS temp.query_words_v "
-        "USING fts5vocab(temp, query_words, 'instance')"
-    )
-    conn.execute("DELETE FROM temp.query_words")
-    conn.executemany(
-        "INSERT INTO temp.query_words(rowid, word) VALUES (?, ?)",
-        [(i + 1, w) for i, w in enumerate(words)],
-    )
-    out: list[list[str]] = [[] for _ in words]
-    for term, doc in conn.execute("SELECT term, doc FROM temp.query_words_v ORDER BY doc, offset"):
-        out[doc - 1].append(term)
-    return out
-
-
-def lexical(conn: sqlite3.Connection, match: str | None, query: Query, *, limit: int) -> Ranked:
-    """BM25 ranking (FTS5 `rank`, higher is better after negation) with the filters."""
-    if match is None or limit <= 0:
-        return []
+def lexical(
+    conn: sqlite3.Connection,
+    match: str | None,
+    query: Query,
+    *,
+    limit: int,
+) -> Ranked:
+    """Field-weighted BM25 ranking (higher is better) with the query's filters."""
     where, params = _filters(query)
-    if where:
-        sql = (
-            "SELECT f.rowid, -f.rank FROM chunks_fts f JOIN chunks c ON c.id = f.rowid "
-            f"WHERE chunks_fts MATCH ? {where} ORDER BY f.rank, f.rowid LIMIT ?"
-        )
-    else:
-        sql = (
-            "SELECT rowid, -rank FROM chunks_fts WHERE chunks_fts MATCH ? "
-            "ORDER BY rank, rowid LIMIT ?"
-        )
-    return [(int(r), float(s)) for r, s in conn.execute(sql, [match, *params, limit])]
+    return lexical_search(
+        conn, match, weights=FIELD_WEIGHTS, limit=limit, where=where, params=params
+    )
 
 
 def _filters(query: Query) -> tuple[str, list[str]]:
@@ -165,61 +113,129 @@ def semantic(
     return [(int(snapshot.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
 
 
-def fuse(
-    lists: dict[str, Ranked], weights: dict[str, float], *, k: int
-) -> list[tuple[int, float, tuple[str, ...]]]:
-    """Weighted reciprocal rank fusion; (chunk id, normalised score, modes), best first."""
-    fused: dict[int, float] = {}
-    best_rank: dict[int, int] = {}
-    found: dict[int, list[str]] = {}
-    for mode, ranked in lists.items():
-        weight = weights.get(mode, 1.0)
-        for rank, (chunk_id, _score) in enumerate(ranked, 1):
-            fused[chunk_id] = fused.get(chunk_id, 0.0) + weight / (k + rank)
-            best_rank[chunk_id] = min(best_rank.get(chunk_id, rank), rank)
-            found.setdefault(chunk_id, []).append(mode)
-    ceiling = sum(weights.get(m, 1.0) for m in lists) / (k + 1) or 1.0
-    order = sorted(fused, key=lambda c: (-fused[c], best_rank[c], c))
-    # min(): float rounding must not push a perfect score past 1.0.
-    return [(c, min(1.0, fused[c] / ceiling), tuple(sorted(found[c]))) for c in order]
-
-
 def run_query(
     conn: sqlite3.Connection,
     snapshot: VectorSnapshot,
-    embedder: Embedder,
+    embedder: TextEmbedder,
     query: Query,
     settings: KnowledgeSettings,
     cancel: Cancel | None = None,
 ) -> list[Hit]:
-    """Run `query` in its mode and return at most `query.limit` hits."""
-    lists: dict[str, Ranked] = {}
-    depth = query.limit if query.mode != "hybrid" else max(query.limit, settings.candidates)
+    """Run `query` in its mode and return at most `query.limit` ranked hits."""
+    features = settings.ranking.features()
+    intent = analyse(query.text)
+    candidates = retrieve(conn, snapshot, embedder, query, settings, intent, cancel)
+    ranked = rank(candidates, intent, mode=query.mode, limit=query.limit, features=features)
+    if query.min_score is not None:
+        ranked = [c for c in ranked if c.score >= query.min_score]
+    rows = fetch_chunks(conn, [c.id for c in ranked])
+    return [Hit(rows[c.id], c.score, c.modes) for c in ranked if c.id in rows]
+
+
+def retrieve(
+    conn: sqlite3.Connection,
+    snapshot: VectorSnapshot,
+    embedder: TextEmbedder,
+    query: Query,
+    settings: KnowledgeSettings,
+    intent: Intent,
+    cancel: Cancel | None = None,
+) -> list[Candidate]:
+    """The candidates of `query`: the `settings.candidates` best chunks by BM25 and/or by
+    cosine (per its mode), plus the chunks defining an identifier the query names."""
+    depth = max(query.limit, settings.candidates)
+    lexical_hits: Ranked = []
+    semantic_hits: Ranked = []
     if query.mode in ("hybrid", "lexical"):
-        match = prepare_fts_query(
+        match = prepare_match(
             conn,
             query.text,
-            total=max(snapshot.size, 1),
+            # The vector count is free; an index without vectors yet is counted.
+            total=snapshot.size or store.counts(conn)[1] or 1,
             max_df_ratio=settings.max_df_ratio,
             max_terms=settings.max_query_terms,
+            max_postings=settings.max_postings,
         )
-        lists["lexical"] = lexical(conn, match, query, limit=depth)
+        lexical_hits = lexical(conn, match, query, limit=depth)
     if cancel is not None:
         cancel.raise_if_cancelled()
+    vector = query.vector
     if query.mode in ("hybrid", "semantic"):
-        vector = query.vector
+        # Embedded even for an index without vectors yet: a query costs the same whatever
+        # the index holds (the deadline and gate tests rely on it).
         if vector is None:
             vector = embedder.embed([query.text], cancel=cancel)[0]
-        lists["semantic"] = semantic(snapshot, vector, query, limit=depth)
+        semantic_hits = semantic(snapshot, vector, query, limit=depth)
     if cancel is not None:
         cancel.raise_if_cancelled()
-    if query.mode == "hybrid":
-        weights = {"lexical": settings.lexical_weight, "semantic": settings.semantic_weight}
-        ranked = fuse(lists, weights, k=settings.rrf_k)
-    else:
-        ranked = [(c, s, (query.mode,)) for c, s in lists[query.mode]]
-    if query.min_score is not None:
-        ranked = [r for r in ranked if r[1] >= query.min_score]
-    ranked = ranked[: query.limit]
-    rows = fetch_chunks(conn, [c for c, _s, _m in ranked])
-    return [Hit(rows[c], s, m) for c, s, m in ranked if c in rows]
+    defined: list[int] = []
+    if settings.ranking.definitions and query.mode != "semantic":
+        where, params = _filters(query)
+        for name in [intent.symbol] if intent.symbol else intent.embedded:
+            found = defining(conn, name, limit=DEFINITION_SCAN, where=where, params=params)
+            found.sort(key=lambda f: (-symbol_match(f[1], name, intent.qualified), f[0]))
+            defined += [chunk_id for chunk_id, _symbols in found[:DEFINITIONS_PER_NAME]]
+    candidates = _candidates(conn, lexical_hits, semantic_hits, defined)
+    if query.mode == "hybrid" and vector is not None:
+        _fill_cosines(candidates, snapshot, vector, semantic_hits)
+    return list(candidates.values())
+
+
+def _candidates(
+    conn: sqlite3.Connection, lexical_hits: Ranked, semantic_hits: Ranked, defined: list[int]
+) -> dict[int, Candidate]:
+    """Every retrieved chunk once, with its scores scaled to 0..1 within its list."""
+    found: dict[int, Candidate] = {}
+    meta = chunk_meta(conn, {c for c, _s in lexical_hits} | {c for c, _s in semantic_hits}
+                      | set(defined))  # fmt: skip
+    top = lexical_hits[0][1] if lexical_hits else 0.0
+    for chunk_id, score in lexical_hits:
+        if chunk_id in meta:
+            c = found[chunk_id] = Candidate(chunk_id, *meta[chunk_id])
+            c.lexical = score / top if top > 0 else 0.0
+            c.modes = ("lexical",)
+    for chunk_id in defined:
+        if chunk_id in meta and chunk_id not in found:
+            found[chunk_id] = Candidate(chunk_id, *meta[chunk_id], modes=("lexical",))
+    if semantic_hits:
+        high, low = semantic_hits[0][1], semantic_hits[-1][1]
+        for chunk_id, cosine in semantic_hits:
+            if chunk_id not in meta:
+                continue
+            c = found.get(chunk_id) or found.setdefault(
+                chunk_id, Candidate(chunk_id, *meta[chunk_id])
+            )
+            c.semantic = _scale(cosine, high, low)
+            c.modes = tuple(sorted({*c.modes, "semantic"}))
+    return found
+
+
+def _fill_cosines(
+    candidates: dict[int, Candidate],
+    snapshot: VectorSnapshot,
+    vector: npt.NDArray[np.float32],
+    semantic_hits: Ranked,
+) -> None:
+    """Lexical-only candidates get their real cosine too (one row lookup each), on the
+    same scale as the semantic list's."""
+    if not semantic_hits:
+        return
+    missing = [c for c in candidates.values() if "semantic" not in c.modes]
+    if not missing:
+        return
+    ids = np.array([c.id for c in missing], dtype=np.int64)
+    pos = np.searchsorted(snapshot.ids, ids)
+    pos = np.minimum(pos, snapshot.size - 1)
+    present = snapshot.ids[pos] == ids
+    cosines = snapshot.matrix[pos] @ vector
+    high, low = semantic_hits[0][1], semantic_hits[-1][1]
+    for c, ok, cosine in zip(missing, present.tolist(), cosines.tolist(), strict=True):
+        if ok:
+            c.semantic = _scale(cosine, high, low)
+
+
+def _scale(cosine: float, high: float, low: float) -> float:
+    """Cosine to 0..1: the best chunk 1, the last candidate (and anything below) 0."""
+    if high - low < 1e-9:
+        return 1.0 if cosine >= high else 0.0
+    return max(0.0, min(1.0, (cosine - low) / (high - low)))

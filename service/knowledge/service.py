@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Literal
 from service.bounding import Cancel, Cancelled
 from service.errors import BadRequest, Conflict, Forbidden
 from service.knowledge import store
-from service.knowledge.embedder import Embedder
+from service.knowledge.embedder import Embedder, TextEmbedder
 from service.knowledge.indexer import Indexer, IndexReport
 from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.query_vector import Vector, fingerprint
@@ -70,7 +70,7 @@ class IndexRun:
 class KnowledgeService:
     """Search over the index at `index_path(settings)` plus indexing of configured roots."""
 
-    def __init__(self, settings: Settings, *, embedder: Embedder, metrics: KnowledgeMetrics):
+    def __init__(self, settings: Settings, *, embedder: TextEmbedder, metrics: KnowledgeMetrics):
         self.settings = settings.knowledge
         self.path = index_path(settings)
         self.service_paths = service_paths(settings)
@@ -125,7 +125,7 @@ class KnowledgeService:
     @property
     def model_fingerprint(self) -> str:
         """Which model makes this node's query vectors (see query_vector)."""
-        return fingerprint(quantized=self.embedder.quantized)
+        return fingerprint(model_id=self.embedder.model_id, quantized=self.embedder.quantized)
 
     def embed_query(self, text: str, cancel: Cancel | None = None) -> Vector:
         """The unit vector of a query's text (blocking: call it through `bounded.run`)."""

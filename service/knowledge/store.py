@@ -10,6 +10,7 @@ the numbered migrations below; an index newer than this code is refused, never g
 from __future__ import annotations
 
 import contextlib
+import logging
 import os
 import queue
 import sqlite3
@@ -22,7 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 from service.bounding import Cancel, Cancelled
+from service.knowledge.conventions import file_role
+from service.knowledge.lexical import FTS_TOKENIZER, chunk_terms
 from service.knowledge.model import DIMENSIONS
+
+log = logging.getLogger("patina.knowledge")
 
 
 class StoreError(Exception):
@@ -94,8 +99,69 @@ def _migration_1(conn: sqlite3.Connection) -> None:
     )
 
 
+def _migration_2(conn: sqlite3.Connection) -> None:
+    """Code-aware search: each chunk's role and defined symbols, and a full-text index fed
+    pre-tokenized fields (identifiers split; file name, directories and symbols weighted
+    apart). Existing chunks are re-tokenized here so search works at once; their files are
+    marked changed so the next `patina index` re-chunks them by definition."""
+    _run_script(
+        conn,
+        f"""
+        DROP TRIGGER chunks_ai;
+        DROP TRIGGER chunks_ad;
+        DROP TABLE chunks_vocab;
+        DROP TABLE chunks_fts;
+        ALTER TABLE chunks ADD COLUMN role TEXT NOT NULL DEFAULT 'code';
+        ALTER TABLE chunks ADD COLUMN symbols TEXT NOT NULL DEFAULT '';
+        ALTER TABLE chunks ADD COLUMN terms TEXT NOT NULL DEFAULT '';
+        ALTER TABLE chunks ADD COLUMN symbol_terms TEXT NOT NULL DEFAULT '';
+        ALTER TABLE chunks ADD COLUMN name_terms TEXT NOT NULL DEFAULT '';
+        ALTER TABLE chunks ADD COLUMN path_terms TEXT NOT NULL DEFAULT '';
+        CREATE VIRTUAL TABLE code_fts USING fts5(
+            terms, symbol_terms, name_terms, path_terms,
+            content='chunks', content_rowid='id', tokenize='{FTS_TOKENIZER}'
+        );
+        CREATE VIRTUAL TABLE code_vocab USING fts5vocab(code_fts, 'row');
+        """,
+    )
+    rows = conn.execute("SELECT id, path, kind, content FROM chunks").fetchall()
+    for chunk_id, path, kind, content in rows:
+        terms = chunk_terms(path, content, ())
+        role = "commit" if kind == "commit" else file_role(path) or _ROLE_OF_KIND.get(kind, "code")
+        conn.execute(
+            "UPDATE chunks SET role = ?, terms = ?, symbol_terms = ?, name_terms = ?, "
+            "path_terms = ? WHERE id = ?",
+            (role, terms.terms, terms.symbol_terms, terms.name_terms, terms.path_terms,
+             chunk_id),
+        )  # fmt: skip
+    _run_script(
+        conn,
+        """
+        INSERT INTO code_fts(code_fts) VALUES ('rebuild');
+        CREATE TRIGGER chunks_ai AFTER INSERT ON chunks BEGIN
+            INSERT INTO code_fts(rowid, terms, symbol_terms, name_terms, path_terms)
+            VALUES (new.id, new.terms, new.symbol_terms, new.name_terms, new.path_terms);
+        END;
+        CREATE TRIGGER chunks_ad AFTER DELETE ON chunks BEGIN
+            INSERT INTO code_fts(code_fts, rowid, terms, symbol_terms, name_terms, path_terms)
+            VALUES ('delete', old.id, old.terms, old.symbol_terms, old.name_terms,
+                    old.path_terms);
+        END;
+        UPDATE documents SET content_hash = '' WHERE kind != 'commit';
+        """,
+    )
+    if rows:
+        log.warning(
+            "index upgraded to schema 2 (code-aware search): %d chunks re-tokenized; "
+            "run `patina index` again to re-chunk the files by definition",
+            len(rows),
+        )
+
+
+_ROLE_OF_KIND = {"markdown": "docs", "text": "text", "code": "code"}
+
 # Index i upgrades a database from user_version i to i + 1. Append, never edit.
-MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1,)
+MIGRATIONS: tuple[Callable[[sqlite3.Connection], None], ...] = (_migration_1, _migration_2)
 SCHEMA_VERSION = len(MIGRATIONS)
 
 
@@ -356,6 +422,8 @@ class ChunkRow:
     start_line: int
     end_line: int
     content: str
+    role: str = "code"
+    symbols: tuple[str, ...] = ()
 
 
 def fetch_chunks(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, ChunkRow]:
@@ -365,10 +433,30 @@ def fetch_chunks(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Chun
     marks = ",".join("?" * len(ids))
     rows = conn.execute(
         "SELECT id, repo, path, kind, event_type, source_id, timestamp, start_line, end_line, "
-        f"content FROM chunks WHERE id IN ({marks})",
+        f"content, role, symbols FROM chunks WHERE id IN ({marks})",
         list(ids),
     )
-    return {row[0]: ChunkRow(*row) for row in rows}
+    return {
+        row[0]: ChunkRow(
+            id=row[0], repo=row[1], path=row[2], kind=row[3], event_type=row[4],
+            source_id=row[5], timestamp=row[6], start_line=row[7], end_line=row[8],
+            content=row[9], role=row[10], symbols=tuple(row[11].split()),
+        )
+        for row in rows
+    }  # fmt: skip
+
+
+def chunk_meta(
+    conn: sqlite3.Connection, ids: set[int]
+) -> dict[int, tuple[str, str, tuple[str, ...]]]:
+    """(path, role, symbols) of the chunks `ids` that still exist: what ranking reads."""
+    if not ids:
+        return {}
+    marks = ",".join("?" * len(ids))
+    rows = conn.execute(
+        f"SELECT id, path, role, symbols FROM chunks WHERE id IN ({marks})", sorted(ids)
+    )
+    return {row[0]: (row[1], row[2], tuple(row[3].split())) for row in rows}
 
 
 def counts(conn: sqlite3.Connection) -> tuple[int, int]:

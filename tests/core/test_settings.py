@@ -13,10 +13,10 @@ from tests.support.process import run_patina
 def test_env_prefix_and_nested_settings(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     monkeypatch.setenv("PATINA_HOME", str(tmp_path))
     monkeypatch.setenv("PATINA_MAX_CONCURRENT_QUERIES", "7")
-    monkeypatch.setenv("PATINA_KNOWLEDGE__RRF_K", "30")
+    monkeypatch.setenv("PATINA_KNOWLEDGE__CANDIDATES", "30")
     settings = load_settings()
     assert settings.max_concurrent_queries == 7
-    assert settings.knowledge.rrf_k == 30
+    assert settings.knowledge.candidates == 30
     assert settings.resolved_socket_path == tmp_path / "run" / "serve.sock"
     assert settings.resolved_admin_socket_path == tmp_path / "run" / "admin.sock"
 
@@ -26,13 +26,14 @@ def test_toml_file_then_env_then_explicit_overrides(
 ) -> None:
     config = tmp_path / "patina.toml"
     config.write_text(
-        'max_limit = 500\nquery_timeout_ms = 900\nsocket_mode = "0660"\n[knowledge]\nrrf_k = 10\n'
+        'max_limit = 500\nquery_timeout_ms = 900\nsocket_mode = "0660"\n'
+        "[knowledge]\ncandidates = 40\n"
     )
     monkeypatch.setenv("PATINA_QUERY_TIMEOUT_MS", "1200")
     settings = load_settings(config, home=tmp_path, max_limit=250)
     assert settings.max_limit == 250  # explicit wins
     assert settings.query_timeout_ms == 1200  # env beats the file
-    assert settings.knowledge.rrf_k == 10
+    assert settings.knowledge.candidates == 40
     assert settings.socket_mode == 0o660
 
 

@@ -41,7 +41,10 @@ async def test_scry_answers_the_patina_contract_plus_location_and_modes(
     assert body["mode"] == "hybrid"
     top = body["results"][0]
     assert set(top) >= PATINA_FIELDS
-    assert (top["path"], top["start_line"], top["end_line"]) == ("src/retry.py", 6, 8)
+    assert top["path"] == "src/retry.py"
+    assert top["start_line"] <= 6  # the function's lines (6-8) are inside the chunk
+    assert top["end_line"] >= 8
+    assert "def compute_backoff_delay(" in top["content"]
     assert top["source_id"] == "src/retry.py"
     assert top["event_type"] == "code.definition"
     assert top["repo"] == "shop"

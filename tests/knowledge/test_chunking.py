@@ -1,4 +1,5 @@
-"""Chunking: markdown by headings, code by top-level definitions, text by paragraphs."""
+"""Chunking of prose and text: markdown by headings, text by paragraphs, windows for long
+spans. (Code: test_code_chunking.py.)"""
 
 from __future__ import annotations
 
@@ -12,35 +13,16 @@ def test_markdown_is_split_at_headings_but_not_inside_code_fences() -> None:
     )
     chunks = chunk_document("guide.md", text)
     assert [c.text.splitlines()[0] for c in chunks] == ["# Title", "## Part one", "## Part two"]
-    assert [(c.start_line, c.end_line) for c in chunks] == [(1, 3), (4, 8), (9, 10)]
+    # Blank lines at either end are trimmed from a chunk's span.
+    assert [(c.start_line, c.end_line) for c in chunks] == [(1, 2), (4, 8), (9, 10)]
     assert {c.kind for c in chunks} == {"markdown"}
-
-
-def test_python_is_split_at_top_level_definitions_with_their_decorators() -> None:
-    text = (
-        "import os\n\n\n@decorator\ndef first():\n    return 1\n\n\n"
-        "class Second:\n    def method(self):\n        pass\n\nVALUE = 3\n"
-    )
-    chunks = chunk_document("mod.py", text)
-    spans = {c.text.splitlines()[0]: (c.start_line, c.end_line) for c in chunks}
-    assert spans["@decorator"] == (4, 6)
-    assert spans["class Second:"] == (9, 11)
-    assert "import os" in spans
-    assert "VALUE = 3" in spans
-    assert all(c.event_type == "code.definition" for c in chunks)
-
-
-def test_other_languages_split_at_definition_keywords() -> None:
-    text = "use x;\n\n/// Doc comment\npub fn one() {}\n\nfn two() {\n    body();\n}\n"
-    chunks = chunk_document("lib.rs", text)
-    firsts = [c.text.splitlines()[0] for c in chunks]
-    assert firsts == ["use x;", "/// Doc comment", "fn two() {"]
+    assert {c.role for c in chunks} == {"docs"}
 
 
 def test_long_spans_become_overlapping_line_windows() -> None:
     text = "\n".join(f"line {i} " + "x" * 40 for i in range(1, 201))
     limits = ChunkLimits(max_chars=1500, window_lines=30, overlap=5)
-    chunks = chunk_document("data.py", text, limits)
+    chunks = chunk_document("data.txt", text, limits)
     assert len(chunks) > 5
     for before, after in zip(chunks, chunks[1:], strict=False):
         assert after.start_line <= before.end_line  # neighbours overlap
@@ -57,6 +39,13 @@ def test_text_is_split_into_paragraphs() -> None:
     assert len(chunks) == 3
     assert [c.start_line for c in chunks] == [1, 3, 6]
     assert {c.event_type for c in chunks} == {"text.paragraph"}
+    assert {c.role for c in chunks} == {"text"}
+
+
+def test_configuration_is_chunked_as_text_with_the_config_role() -> None:
+    text = '{\n  "name": "shop",\n  "version": "1.0.0"\n}\n'
+    chunks = chunk_document("package.json", text)
+    assert [(c.role, c.kind, c.symbols) for c in chunks] == [("config", "code", ())]
 
 
 def test_kind_follows_the_file_name() -> None:

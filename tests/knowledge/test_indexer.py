@@ -68,7 +68,7 @@ def test_a_deleted_file_leaves_the_index(
     try:
         # Its FTS rows and vectors went with it.
         fts = conn.execute(
-            "SELECT count(*) FROM chunks_fts WHERE chunks_fts MATCH 'espresso'"
+            "SELECT count(*) FROM code_fts WHERE code_fts MATCH 'espresso'"
         ).fetchone()[0]
         orphans = conn.execute(
             "SELECT count(*) FROM vectors WHERE chunk_id NOT IN (SELECT id FROM chunks)"

@@ -8,7 +8,8 @@ import pytest
 
 from service.knowledge import store
 from service.knowledge.embedder import Embedder
-from service.knowledge.search import Hit, Query, fuse, prepare_fts_query
+from service.knowledge.lexical import prepare_match
+from service.knowledge.search import Hit, Query
 from service.knowledge.service import KnowledgeService, index_path
 from service.settings import Settings
 
@@ -35,8 +36,9 @@ def test_paraphrase_finds_its_chunk_semantically(shared_service: KnowledgeServic
 def test_exact_identifier_finds_its_function_lexically(shared_service: KnowledgeService) -> None:
     hits = shared_service.scry(Query(IDENTIFIER, mode="lexical", limit=3))
     top = hits[0].chunk
-    assert (top.path, top.start_line, top.end_line) == ("src/retry.py", 6, 8)
-    assert top.content.startswith("def compute_backoff_delay(")
+    assert top.path == "src/retry.py"
+    assert IDENTIFIER in top.symbols
+    assert "def compute_backoff_delay(" in top.content
     assert hits[0].modes == ("lexical",)
 
 
@@ -45,11 +47,10 @@ def test_hybrid_returns_what_each_mode_finds(shared_service: KnowledgeService) -
     assert paraphrase[0].chunk.path == "notes/office.txt"
     assert "semantic" in paraphrase[0].modes
     identifier = shared_service.scry(Query(IDENTIFIER, limit=3))
-    assert identifier[0].chunk.content.startswith("def compute_backoff_delay(")
+    assert IDENTIFIER in identifier[0].chunk.symbols
     assert "lexical" in identifier[0].modes
     both = shared_service.scry(Query(f"{IDENTIFIER} {PARAPHRASE}", limit=5))
-    found = {(h.chunk.path, h.chunk.start_line) for h in both}
-    assert ("src/retry.py", 6) in found
+    assert any(IDENTIFIER in h.chunk.symbols for h in both)
     assert any("espresso machine" in h.chunk.content for h in both)
     assert 0 < both[0].score <= 1.0
 
@@ -73,15 +74,15 @@ def test_fts_syntax_in_a_query_is_harmless(
 ) -> None:
     hits = shared_service.scry(Query(query, mode=mode, limit=5))  # type: ignore[arg-type]
     if query.startswith("compute_backoff_delay") and mode != "semantic":
-        assert hits[0].chunk.content.startswith("def compute_backoff_delay(")
+        assert IDENTIFIER in hits[0].chunk.symbols
 
 
 def test_very_common_words_are_dropped_from_the_fts_query(shared_service: KnowledgeService) -> None:
     with shared_service.pool.borrow() as conn:
         total = store.counts(conn)[1]
-        match = prepare_fts_query(conn, "the espresso", total=total, max_df_ratio=0.2, max_terms=16)
-        only_common = prepare_fts_query(conn, "the", total=total, max_df_ratio=0.2, max_terms=16)
-        nothing = prepare_fts_query(conn, "zzqx !!", total=total, max_df_ratio=0.2, max_terms=16)
+        match = prepare_match(conn, "the espresso", total=total, max_df_ratio=0.2, max_terms=16)
+        only_common = prepare_match(conn, "the", total=total, max_df_ratio=0.2, max_terms=16)
+        nothing = prepare_match(conn, "zzqx !!", total=total, max_df_ratio=0.2, max_terms=16)
     assert match == '"espresso"'
     assert only_common == '"the"'  # all words common: the rarest stay
     assert nothing is None
@@ -120,16 +121,6 @@ def test_results_are_deterministic(shared_service: KnowledgeService) -> None:
     first = shared_service.scry(Query("retry release invoice", limit=20))
     for _ in range(3):
         assert shared_service.scry(Query("retry release invoice", limit=20)) == first
-
-
-def test_fusion_breaks_ties_by_best_rank_then_id() -> None:
-    lists = {"lexical": [(7, 1.0), (3, 0.5)], "semantic": [(3, 0.9), (7, 0.8), (5, 0.1)]}
-    fused = fuse(lists, {"lexical": 1.0, "semantic": 1.0}, k=60)
-    # 7 and 3 tie (ranks 1+2 each); the lower id wins the tie.
-    assert [c for c, _s, _m in fused] == [3, 7, 5]
-    assert fused[0][1] == pytest.approx((1 / 61 + 1 / 62) / (2 / 61))
-    weighted = fuse(lists, {"lexical": 2.0, "semantic": 1.0}, k=60)
-    assert weighted[0][0] == 7
 
 
 def test_the_service_picks_up_an_index_written_by_another_writer(
