@@ -15,7 +15,7 @@ from typing import Annotated, Any
 from fastapi import APIRouter, Depends, Response
 from pydantic import BaseModel, ConfigDict, Field
 
-from service.auth import SCOPE_INDEX, SCOPE_SCRY, Principal, ResourcesDep, require_scope
+from service.auth import ResourcesDep, require_scope
 from service.errors import NotFound, error_responses
 from service.knowledge.indexer import IndexReport
 from service.knowledge.query_vector import QueryVector, decode, encode
@@ -24,6 +24,7 @@ from service.knowledge.service import IndexRun, IndexState, KnowledgeService
 from service.mother.deps import HopsDep
 from service.mother.federation import Federate, NodeStatus, federated_scry
 from service.mother.hops import may_federate
+from service.principal import SCOPE_INDEX, SCOPE_SCRY, Principal
 from service.resources import Resources
 
 router = APIRouter(tags=["knowledge"])

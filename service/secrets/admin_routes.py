@@ -14,8 +14,9 @@ from fastapi import APIRouter, Depends, Request
 from pydantic import BaseModel
 
 from service import __version__
-from service.auth import SCOPE_ADMIN, Principal, ResourcesDep, require_scope
+from service.auth import ResourcesDep, require_scope
 from service.errors import BadRequest, PayloadTooLarge, error_responses
+from service.principal import SCOPE_ADMIN, Principal
 from service.resources import Resources
 from service.secrets.broker import NAME_RULE, SecretsBroker, iso_time
 from service.secrets.deps import BrokerDep

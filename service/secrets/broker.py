@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Any
 
 from prometheus_client import CollectorRegistry
 
-from service.auth import Principal
 from service.errors import BadRequest, Forbidden, NotFound, StartupError
+from service.principal import Principal
 from service.secrets.audit import AuditLog
 from service.secrets.cache import SessionCache
 from service.secrets.hardening import disable_core_dumps

@@ -6,8 +6,9 @@ from typing import Annotated
 
 from fastapi import Depends, Request
 
-from service.auth import SCOPE_SECRETS, Principal, require_scope, resources_of
+from service.auth import require_scope, resources_of
 from service.errors import ServiceBusy
+from service.principal import SCOPE_SECRETS, Principal
 from service.secrets.broker import SecretsBroker
 
 

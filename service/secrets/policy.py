@@ -33,7 +33,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from service.auth import Principal
+from service.principal import Principal
 
 VERB_READ = "read"
 VERB_LIST = "list"

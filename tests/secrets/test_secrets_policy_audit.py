@@ -93,7 +93,7 @@ async def test_sighup_applies_a_valid_policy(
 def test_owner_reads_all_can_be_turned_off(tmp_path: Path) -> None:
     path = write_consumers(tmp_path / "c.toml", "owner_reads_all = false\n")
     policy = load_policy(path, owner_uid=1000)
-    from service.auth import LOCAL_SCOPES, Principal
+    from service.principal import LOCAL_SCOPES, Principal
 
     owner = Principal(transport="uds", name="uid:1000", scopes=LOCAL_SCOPES, uid=1000)
     assert not policy.may_read(owner, "ANY")
