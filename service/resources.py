@@ -14,8 +14,8 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
-from service.bounding import Bounded
 from service.metrics import Metrics
+from service.query_runner import QueryRunner
 from service.settings import Settings
 from service.tokens import TokenStore
 
@@ -40,7 +40,7 @@ class Resources:
         self.boot_id = uuid.uuid4().hex
         self.metrics = Metrics()
         self.tokens = tokens or TokenStore()
-        self.bounded = Bounded(
+        self.queries = QueryRunner(
             slots=settings.max_concurrent_queries,
             default_timeout=settings.query_timeout_ms / 1000,
             on_reject=lambda reason: self.metrics.http.rejected.labels(reason).inc(),
@@ -70,7 +70,7 @@ class Resources:
 
     async def close(self) -> None:
         await self.exit_stack.aclose()
-        self.bounded.close()
+        self.queries.close()
 
 
 @asynccontextmanager

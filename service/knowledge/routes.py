@@ -140,7 +140,7 @@ async def scry(
     if body.query_vector is not None and query.mode != "lexical":
         vector = decode(body.query_vector, model=knowledge.model_fingerprint)
         query = dataclasses.replace(query, vector=vector)
-    hits = await resources.bounded.run(lambda cancel: knowledge.scry(query, cancel))
+    hits = await resources.queries.run(lambda cancel: knowledge.scry(query, cancel))
     results = [
         ScryResult(
             id=h.chunk.id,
@@ -167,7 +167,7 @@ async def _with_query_vector(body: ScryRequest, resources: Resources) -> ScryReq
     knowledge: KnowledgeService | None = getattr(resources, "knowledge", None)
     if knowledge is None or body.resolved_mode == "lexical" or body.query_vector is not None:
         return body
-    vector = await resources.bounded.run(lambda cancel: knowledge.embed_query(body.query, cancel))
+    vector = await resources.queries.run(lambda cancel: knowledge.embed_query(body.query, cancel))
     sent = encode(vector, model=knowledge.model_fingerprint)
     return body.model_copy(update={"query_vector": sent})
 

@@ -17,7 +17,7 @@ from typing import Literal
 import numpy as np
 import numpy.typing as npt
 
-from service.bounding import Cancel
+from service.cancel import Cancel
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder
 from service.knowledge.store import ChunkRow, VectorSnapshot, fetch_chunks

@@ -1,7 +1,7 @@
 """KnowledgeService: the running service's view of the index, its model and its indexer.
 
 Opened once per process by `open_knowledge` (from resources), closed on shutdown. Queries
-are blocking calls meant for `resources.bounded.run`; indexing runs on its own thread, one
+are blocking calls meant for `QueryRunner.run`; indexing runs on its own thread, one
 run at a time, and never holds the query gate.
 """
 
@@ -16,7 +16,7 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
-from service.bounding import Cancel, Cancelled
+from service.cancel import Cancel, Cancelled
 from service.errors import BadRequest, Conflict, Forbidden
 from service.knowledge import store
 from service.knowledge.embedder import Embedder
@@ -112,12 +112,12 @@ class KnowledgeService:
         return fingerprint(quantized=self.embedder.quantized)
 
     def embed_query(self, text: str, cancel: Cancel | None = None) -> Vector:
-        """The unit vector of a query's text (blocking: call it through `bounded.run`)."""
+        """The unit vector of a query's text (blocking: call it through `QueryRunner.run`)."""
         vector: Vector = self.embedder.embed([text], cancel=cancel)[0]
         return vector
 
     def scry(self, query: Query, cancel: Cancel | None = None) -> list[Hit]:
-        """Run one query (blocking: call it through `resources.bounded.run`)."""
+        """Run one query (blocking: call it through `QueryRunner.run`)."""
         started = time.perf_counter()
         try:
             with self.pool.borrow(cancel) as conn:

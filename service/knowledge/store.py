@@ -21,7 +21,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.bounding import Cancel, Cancelled
+from service.cancel import Cancel, Cancelled
 from service.knowledge.model import DIMENSIONS
 
 

@@ -8,7 +8,7 @@ a chunk found on several nodes (same repo, path, lines and content) is kept once
 best rank. Every result is labelled with the node that found it (`local` for this one).
 
 The local query runs under the core's gate as any scry does; the fan-out to the nodes takes
-one more slot (`bounded.run_async`), so a full gate answers 503 rather than queueing.
+one more slot (`QueryRunner.run_async`), so a full gate answers 503 rather than queueing.
 """
 
 from __future__ import annotations
@@ -23,11 +23,11 @@ from typing import TYPE_CHECKING, Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from service.bounding import Bounded
 from service.errors import BadRequest, DeadlineExceeded, ServiceError, StartupError
 from service.mother.client import MotherClient, NodeFailure, describe_failure
 from service.mother.config import LOCAL_NODE
 from service.mother.metrics import MotherMetrics
+from service.query_runner import QueryRunner
 
 if TYPE_CHECKING:
     from service.resources import Resources
@@ -90,12 +90,12 @@ class Federation:
         self,
         clients: list[MotherClient],
         *,
-        bounded: Bounded,
+        queries: QueryRunner,
         max_limit: int,
         metrics: MotherMetrics | None = None,
     ) -> None:
         self.clients = {client.name: client for client in clients}
-        self.bounded = bounded
+        self.queries = queries
         self.max_limit = max_limit
         self.metrics = metrics
 
@@ -182,7 +182,7 @@ class Federation:
         # The backstop is not reached while each node keeps its own deadline; if it is, the
         # nodes that had not answered are reported as timed out.
         with contextlib.suppress(DeadlineExceeded):
-            await self.bounded.run_async(ask_all, timeout=backstop)
+            await self.queries.run_async(ask_all, timeout=backstop)
         return [
             answers.get(c.name) or NodeAnswer(_status(c.name, "timeout", started, "no answer"))
             for c in nodes
@@ -312,7 +312,7 @@ async def open_federation(resources: Resources) -> Federation:
         raise
     federation = Federation(
         clients,
-        bounded=resources.bounded,
+        queries=resources.queries,
         max_limit=resources.settings.max_limit,
         metrics=MotherMetrics(resources.metrics.registry),
     )
@@ -336,7 +336,7 @@ async def federated_scry(
     if federation is None:
         # Resources opened without domains (some API tests): no mothers to ask.
         federation = Federation(
-            [], bounded=resources.bounded, max_limit=resources.settings.max_limit
+            [], queries=resources.queries, max_limit=resources.settings.max_limit
         )
     has_index = getattr(resources, "knowledge", None) is not None
     return await federation.scry(

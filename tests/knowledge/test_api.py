@@ -26,7 +26,7 @@ PATINA_FIELDS = {"id", "content", "score", "event_type", "source_id", "timestamp
 async def wait_until_idle(resources: Resources, timeout: float = 30.0) -> None:
     """Bounded wait for the gate's slots to come back (they follow the worker threads)."""
     deadline = time.monotonic() + timeout
-    while resources.bounded.gate.in_use and time.monotonic() < deadline:
+    while resources.queries.gate.in_use and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
 
 
@@ -92,7 +92,7 @@ async def test_a_query_past_its_deadline_gets_504_and_its_work_stops(
         assert response.status_code == 504
         assert response.json() == {"error": "query exceeded its deadline"}
         await wait_until_idle(resources)
-        assert resources.bounded.gate.in_use == 0  # no worker thread still on the query
+        assert resources.queries.gate.in_use == 0  # no worker thread still on the query
         metrics = resources.metrics.render()[0].decode()
     assert 'scry_queries_total{mode="semantic",outcome="cancelled"} 1.0' in metrics
     assert 'outcome="ok"' not in metrics  # it stopped; it did not run to the end
@@ -101,11 +101,11 @@ async def test_a_query_past_its_deadline_gets_504_and_its_work_stops(
 async def test_queries_beyond_the_gate_get_503(api_for: ApiFactory, indexed: Settings) -> None:
     settings = indexed.model_copy(update={"max_concurrent_queries": 1})
     async with api_for(settings) as (resources, client):
-        assert resources.bounded.gate.try_acquire()  # a query in flight holds the only slot
+        assert resources.queries.gate.try_acquire()  # a query in flight holds the only slot
         try:
             busy = await client.post("/api/scry", json={"query": "retry"})
         finally:
-            resources.bounded.gate.release()
+            resources.queries.gate.release()
         after = await client.post("/api/scry", json={"query": "retry"})
     assert busy.status_code == 503
     assert busy.headers["retry-after"]

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bounding import Cancel, Cancelled
+from service.cancel import Cancel, Cancelled
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder
 from service.knowledge.model import (

@@ -39,7 +39,7 @@ async def test_federated_scry_holds_a_gate_slot_until_its_nodes_answer(short_tmp
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 body = {"query": "anything", "federate": True}
                 first = asyncio.create_task(client.post("/api/scry", json=body))
-                while resources.bounded.gate.in_use == 0:
+                while resources.queries.gate.in_use == 0:
                     await asyncio.sleep(0.005)
                 second = await client.post("/api/scry", json=body)
                 assert second.status_code == 503
@@ -55,6 +55,6 @@ async def test_federated_scry_holds_a_gate_slot_until_its_nodes_answer(short_tmp
                 }
             ]
             assert answer["results"] == []
-            assert resources.bounded.gate.in_use == 0
+            assert resources.queries.gate.in_use == 0
     finally:
         silent.close()
