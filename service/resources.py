@@ -23,7 +23,6 @@ if TYPE_CHECKING:
     from service.knowledge.service import KnowledgeService
     from service.mother.federation import Federation
     from service.secrets.broker import SecretsBroker
-    from service.secrets.handles import HandleStore
     from service.transport.connection import ConnectionInfo
 
 log = logging.getLogger("patina")
@@ -49,7 +48,6 @@ class Resources:
         self.peer_rejected_hooks: list[PeerRejectedHook] = []
         self.knowledge: KnowledgeService | None = None  # opened by _open_domains
         self.secrets: SecretsBroker | None = None  # opened by _open_domains
-        self.handles: HandleStore | None = None  # opaque secret handles, with the broker
         self.mothers: Federation | None = None  # federated scry clients, by _open_domains
         # Called on SIGHUP (the secrets policy reloads here).
         self.sighup_hooks: list[Callable[[], None]] = []
@@ -96,11 +94,15 @@ async def _open_domains(resources: Resources) -> None:
 
     resources.secrets = await open_broker(resources.settings, resources.metrics.registry)
     resources.exit_stack.push_async_callback(resources.secrets.close)
-    resources.peer_rejected_hooks.append(resources.secrets.peer_rejected)
-    resources.sighup_hooks.append(resources.secrets.reload_policy)
-    from service.secrets.handles import open_handles
+    broker = resources.secrets
 
-    resources.handles = open_handles(resources.settings)
+    def audit_refusal(conn: ConnectionInfo, listener: str) -> None:
+        if conn.peer is not None:
+            peer = conn.peer
+            broker.peer_rejected(listener, uid=peer.uid, gid=peer.gid, pid=peer.pid)
+
+    resources.peer_rejected_hooks.append(audit_refusal)
+    resources.sighup_hooks.append(resources.secrets.reload_policy)
     from service.mother.federation import open_federation
 
     resources.mothers = await open_federation(resources)

@@ -1,7 +1,9 @@
-"""The secrets broker: store + policy + audit + session cache behind one small API.
+"""The secrets broker: store + policy + audit + session cache + opaque handles behind one
+small API.
 
-Routes and the opaque-handle layer call only this class. Every read decision and every
-change of the set is audited (names, principals and outcomes; never a value) and counted.
+Routes are adapters over this class: every decision (read, handle, cache, push) is made
+and audited here, in one shape (`event`, who, `outcome`, names and counts; never a value),
+and counted.
 """
 
 from __future__ import annotations
@@ -9,10 +11,10 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
@@ -20,15 +22,13 @@ from service.errors import BadRequest, Forbidden, NotFound, StartupError
 from service.principal import Principal
 from service.secrets.audit import AuditLog
 from service.secrets.cache import SessionCache
+from service.secrets.handles import HandleRecord, HandleStore
 from service.secrets.hardening import disable_core_dumps
 from service.secrets.metrics import SecretsMetrics
 from service.secrets.policy import VERB_CACHE, VERB_LIST, PolicyError
 from service.secrets.policy_watch import PolicyHolder
 from service.secrets.store import SecretStore, Snapshot, valid_name
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    from service.transport.connection import ConnectionInfo
 
 log = logging.getLogger("patina.secrets")
 
@@ -50,6 +50,18 @@ def iso_time(epoch: float) -> str | None:
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
 
 
+@dataclass(frozen=True)
+class Resolution:
+    """A secret resolved for `patina secrets run`: its value and the handle shown instead."""
+
+    handle: str
+    name: str
+    value: bytes
+
+    def __repr__(self) -> str:
+        return f"Resolution(handle={self.handle!r}, name={self.name!r})"
+
+
 def _who(principal: Principal | None) -> dict[str, Any]:
     if principal is None:
         return {"principal": "internal"}
@@ -69,8 +81,14 @@ class SecretsBroker:
     """One per service, at `resources.secrets`."""
 
     def __init__(
-        self, settings: Settings, *, registry: CollectorRegistry, owner_uid: int | None = None
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry,
+        owner_uid: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (monotonic seconds) times the session cache and the handles' TTLs."""
         config = settings.secrets
         self.config = config
         self.metrics = SecretsMetrics(registry)
@@ -86,7 +104,12 @@ class SecretsBroker:
             owner_uid=os.getuid() if owner_uid is None else owner_uid,
             on_reload=self._policy_reloaded,
         )
-        self.cache = SessionCache(max_ttl_secs=config.cache_max_ttl_secs)
+        self.cache = SessionCache(max_ttl_secs=config.cache_max_ttl_secs, clock=clock)
+        self.handles = HandleStore(
+            max_ttl_secs=config.handle_max_ttl_secs,
+            max_per_owner=config.handle_max_per_caller,
+            clock=clock,
+        )
 
     def __repr__(self) -> str:
         return f"SecretsBroker({self.store!r}, {self.audit!r})"
@@ -102,23 +125,25 @@ class SecretsBroker:
         self.cache.start(purge_secs=self.config.cache_purge_secs)
 
     async def close(self) -> None:
-        """Wipe every value (store and cache), stop the tasks, flush the audit log."""
+        """Wipe every value (store and cache), drop the handles, stop the tasks, flush the
+        audit log."""
         await self.policy.stop()
         await self.cache.stop()
+        self.handles.clear()
         self.store.close()
         self.metrics.loaded.set(0)
         self.audit.close()
 
-    # Reads (the issue-5 handle layer builds on these three).
+    # Reads.
 
     def names_for(self, principal: Principal) -> list[str]:
         """The names `principal` may read, sorted; never values. Audited as `list`."""
         started = time.perf_counter()
         names = self.policy.current.readable(principal, self.store.current.names())
         allowed = self.policy.current.may(principal, VERB_LIST)
-        self.audit.record(
+        self._audit(
             "list",
-            **_who(principal),
+            principal,
             outcome="allow" if allowed else "deny",
             count=len(names),
             latency_us=_micros(started),
@@ -163,7 +188,7 @@ class SecretsBroker:
         fields: dict[str, Any] = {"name": name, "outcome": decision, "via": via}
         if generation is not None:
             fields["generation"] = generation
-        self.audit.record("read", **_who(principal), **fields, latency_us=_micros(started))
+        self._audit("read", principal, **fields, latency_us=_micros(started))
 
     # Changes of the set (admin socket).
 
@@ -179,9 +204,9 @@ class SecretsBroker:
         snapshot = self.store.replace(mapping)
         self.metrics.pushes.labels("ok").inc()
         self.metrics.loaded.set(len(snapshot))
-        self.audit.record(
+        self._audit(
             "push",
-            **_who(principal),
+            principal,
             outcome="ok",
             generation=snapshot.generation,
             count=len(snapshot),
@@ -197,9 +222,9 @@ class SecretsBroker:
         """Count and audit a refused push; the live set is untouched. `reason` must not
         quote the body."""
         self.metrics.pushes.labels("rejected").inc()
-        self.audit.record(
+        self._audit(
             "push",
-            **_who(principal),
+            principal,
             outcome="rejected",
             reason=reason,
             generation=self.store.current.generation,
@@ -212,9 +237,9 @@ class SecretsBroker:
         snapshot = self.store.clear()
         self.metrics.pushes.labels("cleared").inc()
         self.metrics.loaded.set(0)
-        self.audit.record(
+        self._audit(
             "clear",
-            **_who(principal),
+            principal,
             outcome="ok",
             generation=snapshot.generation,
             latency_us=_micros(started),
@@ -236,9 +261,9 @@ class SecretsBroker:
         """The caller's own cached secrets, or None (absent or expired)."""
         self._require_cache(principal)
         values = self.cache.get(principal.name)
-        self.audit.record(
+        self._audit(
             "cache_get",
-            **_who(principal),
+            principal,
             outcome="hit" if values is not None else "miss",
             count=len(values or {}),
         )
@@ -251,38 +276,101 @@ class SecretsBroker:
             if not valid_name(name):
                 raise BadRequest(f"secret #{index + 1}: {NAME_RULE}")
         ttl = self.cache.put(principal.name, values, ttl_secs)
-        self.audit.record(
-            "cache_put", **_who(principal), outcome="ok", count=len(values), ttl_secs=ttl
-        )
+        self._audit("cache_put", principal, outcome="ok", count=len(values), ttl_secs=ttl)
         return ttl
 
     def cache_lock(self, principal: Principal) -> bool:
         """Drop the caller's cache entry now."""
         self._require_cache(principal)
         dropped = self.cache.lock(principal.name)
-        self.audit.record("lock", **_who(principal), outcome="ok", dropped=dropped)
+        self._audit("lock", principal, outcome="ok", dropped=dropped)
         return dropped
 
     def _require_cache(self, principal: Principal) -> None:
         if not self.policy.current.may(principal, VERB_CACHE):
-            self.audit.record("cache", **_who(principal), outcome="deny")
+            self._audit("cache", principal, outcome="deny")
             raise Forbidden("caller may not use the session cache")
+
+    # Opaque handles: minted for a caller, resolved only by that caller.
+
+    def mint_handle(
+        self, principal: Principal, name: str, *, ttl_secs: int | None, uses: int | None
+    ) -> HandleRecord:
+        """A `<secret:…>` handle for `name`, bound to `principal`, living `ttl_secs` (the
+        default when None; capped) for `uses` resolutions (unlimited when None). 400 for an
+        invalid name, 403 outside the allowlist, 404 when not loaded, 503 past the
+        per-caller cap. Audited as `handle_mint`."""
+        if not valid_name(name):
+            self._audit("handle_mint", principal, name=None, outcome="invalid")
+            raise BadRequest(f"invalid secret name: {NAME_RULE}")
+        if not self.policy.current.may_read(principal, name):
+            self._audit("handle_mint", principal, name=name, outcome="deny")
+            raise Forbidden(f"secret {name} is not in the caller's allowlist")
+        if name not in self.store.current:
+            self._audit("handle_mint", principal, name=name, outcome="not_found")
+            raise NotFound(f"secret {name} is not loaded")
+        ttl = min(ttl_secs or self.config.handle_default_ttl_secs, self.handles.max_ttl_secs)
+        record = self.handles.mint(principal.name, name, ttl_secs=ttl, uses=uses)
+        self._audit("handle_mint", principal, name=name, outcome="allow", ttl_secs=ttl, uses=uses)
+        return record
+
+    def handles_of(self, principal: Principal) -> list[HandleRecord]:
+        """The caller's live handles, soonest to expire first (names, never values)."""
+        return self.handles.owned_by(principal.name)
+
+    def revoke_handle(self, principal: Principal, handle_id: str) -> None:
+        """Drop one of the caller's handles now (404 unknown, 403 another caller's)."""
+        self.handles.revoke(principal.name, handle_id)
+        self._audit("handle_revoke", principal, outcome="ok")
+
+    def resolve_handles(
+        self, principal: Principal, handle_ids: list[str]
+    ) -> list[tuple[HandleRecord, bytes]]:
+        """The values behind the caller's own handles, one use of each spent (all or
+        nothing). Each value is read again through the policy and the audit log."""
+        records = self.handles.claim(principal.name, handle_ids)
+        return [(record, self.read(principal, record.name, via="handle")) for record in records]
+
+    def resolve(
+        self, principal: Principal, *, handle_ids: list[str], names: list[str]
+    ) -> list[Resolution]:
+        """Every reference of one `patina secrets run` at once: the caller's handles, then
+        secrets by name, in that order. A name comes with a handle of the caller's to show
+        in its place (a live unlimited one is reused, else one is minted), so the child's
+        output never holds the value and the agent can use the handle again."""
+        by_name = [(name, self.read(principal, name, via="run")) for name in names]
+        resolved = [
+            Resolution(record.handle, record.name, value)
+            for record, value in self.resolve_handles(principal, handle_ids)
+        ]
+        shown = self._placeholders(principal, [name for name, _ in by_name])
+        resolved += [Resolution(shown[name], name, value) for name, value in by_name]
+        return resolved
+
+    def _placeholders(self, principal: Principal, names: list[str]) -> dict[str, str]:
+        reusable = {r.name: r.handle for r in self.handles_of(principal) if r.uses_left is None}
+        for name in dict.fromkeys(names):
+            if name not in reusable:
+                reusable[name] = self.mint_handle(principal, name, ttl_secs=None, uses=None).handle
+        return reusable
 
     # Hooks.
 
-    def peer_rejected(self, conn: ConnectionInfo, listener: str) -> None:
-        """resources.peer_rejected_hooks: audit a socket peer the listener refused."""
-        fields: dict[str, Any] = {"listener": listener, "outcome": "rejected"}
-        if conn.peer is not None:
-            fields["uid"] = conn.peer.uid
-            fields["gid"] = conn.peer.gid
-            if conn.peer.pid:
-                fields["pid"] = conn.peer.pid
+    def peer_rejected(self, listener: str, *, uid: int, gid: int, pid: int | None) -> None:
+        """Audit a socket peer a listener refused (wired by the bootstrap)."""
+        fields: dict[str, Any] = {"listener": listener, "outcome": "rejected", "uid": uid}
+        fields["gid"] = gid
+        if pid:
+            fields["pid"] = pid
         self.audit.record("peer_rejected", **fields)
 
     def reload_policy(self) -> None:
         """SIGHUP hook: re-read the consumers file (an invalid one keeps the old policy)."""
         self.policy.reload()
+
+    def _audit(self, event: str, principal: Principal | None, **fields: Any) -> None:
+        """One audit event about a caller: who it was, then what happened."""
+        self.audit.record(event, **_who(principal), **fields)
 
     def _policy_reloaded(self, outcome: str, source: str, reason: str | None) -> None:
         self.metrics.policy_reloads.labels(outcome).inc()

@@ -143,8 +143,8 @@ class ServiceUnreachable(Exception):
 
 
 class ServiceSource:
-    """The running service: handles resolve through /secrets/handles/resolve, names are
-    read and shown as a handle minted (or reused) for this caller."""
+    """The running service: handles and names resolve through /secrets/resolve, a name
+    shown as a handle minted (or reused) for this caller."""
 
     def __init__(self, client: httpx.Client, *, where: str) -> None:
         self._client = client
@@ -171,38 +171,19 @@ class ServiceSource:
         self._call("GET", "/health")
 
     def resolve(self, refs: Iterable[Reference]) -> dict[Reference, Resolved]:
+        """Every reference in one request: the service answers handles then names, in the
+        order asked, each name with a handle of ours to show in place of its value."""
         refs = sorted(set(refs), key=str)
-        out: dict[Reference, Resolved] = {}
+        if not refs:
+            return {}
         handles = [ref for ref in refs if ref.kind == "handle"]
-        if handles:
-            body = self._call(
-                "POST", "/secrets/handles/resolve", json={"handles": [str(r) for r in handles]}
-            ).json()
-            for item in body["secrets"]:
-                handle = item["handle"]
-                out[Reference("handle", handle[len("<secret:") : -1])] = Resolved(
-                    item["value"], handle
-                )
-        names = [ref.key for ref in refs if ref.kind == "name"]
-        if names:
-            placeholders = self._handles_for(names)
-            for name in names:
-                value = self._call("GET", f"/secrets/{name}").json()["value"]
-                out[Reference("name", name)] = Resolved(value, placeholders[name])
-        return out
-
-    def _handles_for(self, names: list[str]) -> dict[str, str]:
-        """A handle per name: reuse a live unlimited one of this caller, else mint one."""
-        live = self._call("GET", "/secrets/handles").json()["handles"]
-        have = {h["name"]: h["handle"] for h in live if h["uses_left"] is None}
-        out = {}
-        for name in names:
-            if name not in have:
-                have[name] = self._call("POST", "/secrets/handles", json={"name": name}).json()[
-                    "handle"
-                ]
-            out[name] = have[name]
-        return out
+        names = [ref for ref in refs if ref.kind == "name"]
+        body = {"handles": [str(ref) for ref in handles], "names": [ref.key for ref in names]}
+        answer = self._call("POST", "/secrets/resolve", json=body).json()["secrets"]
+        return {
+            ref: Resolved(item["value"], item["handle"])
+            for ref, item in zip(handles + names, answer, strict=True)
+        }
 
     def everything(self) -> dict[Reference, Resolved]:
         names = self._call("GET", "/secrets").json()["names"]

@@ -55,7 +55,7 @@ async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
 @pytest.fixture
 def clock(resources: Resources) -> Clock:
     clock = Clock()
-    resources.handles = HandleStore(max_ttl_secs=3600, max_per_owner=3, clock=clock)
+    resources.secrets.handles = HandleStore(max_ttl_secs=3600, max_per_owner=3, clock=clock)
     return clock
 
 
