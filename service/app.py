@@ -7,6 +7,8 @@ FastAPI instance served only on the admin socket, so its routes do not exist any
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
@@ -37,7 +39,9 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> FastAPI:
+def _api(*, title: str, routers: list[APIRouter]) -> FastAPI:
+    """The routes, error handlers and OpenAPI settings of an app: everything but the
+    resources it serves (so its OpenAPI document can be built without opening them)."""
     app = FastAPI(
         title=title,
         version=__version__,
@@ -53,11 +57,15 @@ def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> 
         # JSON (400), the body cap (413), an unexpected failure (500).
         responses=error_responses(400, 413, 500),
     )
-    app.state.resources = resources
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
     for router in routers:
         app.include_router(router)
+    return app
+
+
+def _serving(app: FastAPI, resources: Resources) -> FastAPI:
+    app.state.resources = resources
     app.add_middleware(
         HardeningMiddleware, resources=resources, fast_routes=core_routes.FAST_ROUTES
     )
@@ -83,12 +91,20 @@ def admin_routers() -> list[APIRouter]:
 
 def create_app(resources: Resources) -> FastAPI:
     """The public API (public Unix socket and TLS TCP)."""
-    return _base_app(resources, title=NAME, routers=public_routers())
+    return _serving(_api(title=NAME, routers=public_routers()), resources)
 
 
 def create_admin_app(resources: Resources) -> FastAPI:
     """The admin API, served only on the admin socket."""
-    return _base_app(resources, title=f"{NAME} admin", routers=admin_routers())
+    return _serving(_api(title=f"{NAME} admin", routers=admin_routers()), resources)
+
+
+def openapi_document(*, admin: bool = False) -> dict[str, Any]:
+    """The OpenAPI document of the public API (or the admin socket's), built from the
+    routes alone: no resources are opened."""
+    if admin:
+        return _api(title=f"{NAME} admin", routers=admin_routers()).openapi()
+    return _api(title=NAME, routers=public_routers()).openapi()
 
 
 def create_metrics_app(resources: Resources) -> ASGIApp:

@@ -22,7 +22,7 @@ from service.knowledge.query_vector import QueryVector, decode, encode
 from service.knowledge.search import Mode, Query
 from service.knowledge.service import IndexRun, IndexState, KnowledgeService
 from service.mother.deps import HopsDep
-from service.mother.federation import Federate, NodeStatus, federated_scry
+from service.mother.federation import Federate, NodeStatus
 from service.mother.hops import may_federate
 from service.principal import SCOPE_INDEX, SCOPE_SCRY, Principal
 from service.resources import Resources
@@ -34,7 +34,7 @@ IndexCaller = Annotated[Principal, Depends(require_scope(SCOPE_INDEX))]
 
 
 def knowledge_of(resources: Resources) -> KnowledgeService:
-    service: KnowledgeService | None = getattr(resources, "knowledge", None)
+    service = resources.knowledge
     if service is None:
         raise NotFound("knowledge search is disabled on this service")
     return service
@@ -127,12 +127,13 @@ async def scry(
     if body.federate and may_federate(hops):
         body = await _with_query_vector(body, resources)
         local_body = body.model_copy(update={"federate": False})
-        answer = await federated_scry(
-            resources,
+        answer = await resources.federation.scry(
             federate=body.federate,
             hops=hops,
             payload=body.model_dump(mode="json", exclude_none=True),
-            local=lambda: scry(local_body, caller, resources, hops),
+            local=(lambda: scry(local_body, caller, resources, hops))
+            if resources.knowledge
+            else None,
         )
         return ScryResponse.model_validate(answer)
     knowledge = knowledge_of(resources)
@@ -164,7 +165,7 @@ async def scry(
 async def _with_query_vector(body: ScryRequest, resources: Resources) -> ScryRequest:
     """The request with its query's embedding, computed once here for every node that
     takes part (they would otherwise each embed the same text on their own CPU)."""
-    knowledge: KnowledgeService | None = getattr(resources, "knowledge", None)
+    knowledge = resources.knowledge
     if knowledge is None or body.resolved_mode == "lexical" or body.query_vector is not None:
         return body
     vector = await resources.queries.run(lambda cancel: knowledge.embed_query(body.query, cancel))

@@ -1,6 +1,6 @@
 """KnowledgeService: the running service's view of the index, its model and its indexer.
 
-Opened once per process by `open_knowledge` (from resources), closed on shutdown. Queries
+Opened once per process by `open_knowledge` (from the bootstrap), closed on shutdown. Queries
 are blocking calls meant for `QueryRunner.run`; indexing runs on its own thread, one
 run at a time, and never holds the query gate.
 """
@@ -12,9 +12,13 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
+
+from prometheus_client import CollectorRegistry
 
 from service.cancel import Cancel, Cancelled
 from service.errors import BadRequest, Conflict, Forbidden
@@ -25,9 +29,6 @@ from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.query_vector import Vector, fingerprint
 from service.knowledge.search import Hit, Query, run_query
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    from service.resources import Resources
 
 log = logging.getLogger("patina.knowledge")
 
@@ -259,12 +260,19 @@ def _resolve(future: asyncio.Future[IndexRun], run: IndexRun) -> None:
         future.set_result(run)
 
 
-async def open_knowledge(resources: Resources) -> KnowledgeService:
-    """Verify and load the model, open the index, and register the close."""
-    metrics = KnowledgeMetrics(resources.metrics.registry)
-    embedder = await asyncio.to_thread(Embedder.from_settings, resources.settings.knowledge)
+@asynccontextmanager
+async def open_knowledge(
+    settings: Settings, *, registry: CollectorRegistry, embedder: Embedder | None = None
+) -> AsyncIterator[KnowledgeService]:
+    """Verify and load the model (unless an already loaded `embedder` is given: tests share
+    one), open the index; close both on exit."""
+    metrics = KnowledgeMetrics(registry)
+    if embedder is None:
+        embedder = await asyncio.to_thread(Embedder.from_settings, settings.knowledge)
     service = await asyncio.to_thread(
-        KnowledgeService, resources.settings, embedder=embedder, metrics=metrics
+        KnowledgeService, settings, embedder=embedder, metrics=metrics
     )
-    resources.exit_stack.callback(service.close)
-    return service
+    try:
+        yield service
+    finally:
+        service.close()

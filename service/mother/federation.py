@@ -17,20 +17,19 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Annotated, Any, Literal
 
+from prometheus_client import CollectorRegistry
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from service.errors import BadRequest, DeadlineExceeded, ServiceError, StartupError
 from service.mother.client import MotherClient, NodeFailure, describe_failure
-from service.mother.config import LOCAL_NODE
+from service.mother.config import LOCAL_NODE, MotherNode
 from service.mother.metrics import MotherMetrics
 from service.query_runner import QueryRunner
-
-if TYPE_CHECKING:
-    from service.resources import Resources
 
 log = logging.getLogger("patina.mother")
 
@@ -92,7 +91,7 @@ class Federation:
         *,
         queries: QueryRunner,
         max_limit: int,
-        metrics: MotherMetrics | None = None,
+        metrics: MotherMetrics,
     ) -> None:
         self.clients = {client.name: client for client in clients}
         self.queries = queries
@@ -203,8 +202,7 @@ class Federation:
         else:
             outcome, results, message = classify(code, body)
         status = _status(client.name, outcome, started, message, count=len(results))
-        if self.metrics is not None:
-            self.metrics.observe(client.name, outcome, status.latency_ms / 1000)
+        self.metrics.observe(client.name, outcome, status.latency_ms / 1000)
         if outcome != "ok":
             fields = {"node": client.name, "outcome": outcome, "latency_ms": status.latency_ms}
             log.warning("mother node failed", extra={"fields": fields | {"reason": message}})
@@ -294,10 +292,16 @@ def _first_service_error(group: BaseExceptionGroup[BaseException]) -> BaseExcept
     return group.exceptions[0]
 
 
-async def open_federation(resources: Resources) -> Federation:
-    """Open a pooled client per configured mother (reading token and key files once) and
-    register their close. Bad files or duplicate names refuse the start."""
-    nodes = resources.settings.mothers
+@asynccontextmanager
+async def open_federation(
+    nodes: list[MotherNode],
+    *,
+    queries: QueryRunner,
+    max_limit: int,
+    registry: CollectorRegistry,
+) -> AsyncIterator[Federation]:
+    """A pooled client per configured mother (token and key files read once), closed on
+    exit. Bad files or duplicate names refuse the start."""
     names = [node.name for node in nodes]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -311,34 +315,11 @@ async def open_federation(resources: Resources) -> Federation:
             await client.aclose()
         raise
     federation = Federation(
-        clients,
-        queries=resources.queries,
-        max_limit=resources.settings.max_limit,
-        metrics=MotherMetrics(resources.metrics.registry),
+        clients, queries=queries, max_limit=max_limit, metrics=MotherMetrics(registry)
     )
-    resources.exit_stack.push_async_callback(federation.aclose)
     if clients:
         log.info("mother nodes", extra={"fields": {"nodes": ",".join(names)}})
-    return federation
-
-
-async def federated_scry(
-    resources: Resources,
-    *,
-    federate: bool | list[str],
-    hops: int,
-    payload: dict[str, Any],
-    local: LocalScry,
-) -> dict[str, Any]:
-    """The `/api/scry` hook: federate this request over the service's mothers. The local
-    index takes part unless knowledge is disabled on this node."""
-    federation: Federation | None = getattr(resources, "mothers", None)
-    if federation is None:
-        # Resources opened without domains (some API tests): no mothers to ask.
-        federation = Federation(
-            [], queries=resources.queries, max_limit=resources.settings.max_limit
-        )
-    has_index = getattr(resources, "knowledge", None) is not None
-    return await federation.scry(
-        federate=federate, hops=hops, payload=payload, local=local if has_index else None
-    )
+    try:
+        yield federation
+    finally:
+        await federation.aclose()

@@ -11,7 +11,8 @@ from __future__ import annotations
 import logging
 import os
 import time
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -78,7 +79,7 @@ def _micros(started: float) -> int:
 
 
 class SecretsBroker:
-    """One per service, at `resources.secrets`."""
+    """One per service, at `resources.broker`."""
 
     def __init__(
         self,
@@ -380,11 +381,21 @@ class SecretsBroker:
         self.audit.record("policy_reload", **fields)
 
 
-async def open_broker(settings: Settings, registry: CollectorRegistry) -> SecretsBroker:
-    """Build and start a broker; an invalid consumers file refuses the start."""
+@asynccontextmanager
+async def open_broker(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[SecretsBroker]:
+    """A started broker, closed (every value wiped) on exit; an invalid consumers file
+    refuses the start."""
     try:
-        broker = SecretsBroker(settings, registry=registry)
+        broker = SecretsBroker(settings, registry=registry, clock=clock)
     except PolicyError as exc:
         raise StartupError(f"secrets consumers file: {exc}") from None
     await broker.start()
-    return broker
+    try:
+        yield broker
+    finally:
+        await broker.close()

@@ -7,17 +7,13 @@ from typing import Annotated
 from fastapi import Depends, Request
 
 from service.auth import require_scope, resources_of
-from service.errors import ServiceBusy
 from service.principal import SCOPE_SECRETS, Principal
 from service.secrets.broker import SecretsBroker
 
 
 async def get_broker(request: Request) -> SecretsBroker:
-    """The running broker; 503 when the service was started without it."""
-    broker = resources_of(request).secrets
-    if broker is None:
-        raise ServiceBusy("the secrets broker is not running")
-    return broker
+    """The service's broker."""
+    return resources_of(request).broker
 
 
 BrokerDep = Annotated[SecretsBroker, Depends(get_broker)]

@@ -12,8 +12,9 @@ import httpx
 import pytest
 
 from service.app import create_admin_app, create_app
-from service.resources import Resources, open_resources
-from service.secrets.handles import HANDLE_RE, HandleStore
+from service.bootstrap import open_resources
+from service.resources import Resources
+from service.secrets.handles import HANDLE_RE
 from service.settings import load_settings
 from service.transport.connection import ConnectionInfo, PeerCred, tagged
 from tests.agent.conftest import TRIPWIRE
@@ -38,7 +39,7 @@ class Clock:
 
 
 @pytest.fixture
-async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
+async def resources(tmp_path: Path, clock: Clock) -> AsyncIterator[Resources]:
     consumers = tmp_path / "consumers.toml"
     consumers.write_text(
         f'[[consumers]]\nuid = {OTHER_UID}\nscopes = ["read", "list"]\nallow = ["SHARED_*"]\n'
@@ -46,21 +47,24 @@ async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
     settings = load_settings(
         home=tmp_path / "home",
         knowledge={"enabled": False},
-        secrets={"consumers_file": consumers, "disable_core_dumps": False},
+        secrets={
+            "consumers_file": consumers,
+            "disable_core_dumps": False,
+            "handle_max_ttl_secs": 3600,
+            "handle_max_per_caller": 3,
+        },
     )
-    async with open_resources(settings) as res:
+    async with open_resources(settings, clock=clock) as res:
         yield res
 
 
 @pytest.fixture
-def clock(resources: Resources) -> Clock:
-    clock = Clock()
-    resources.secrets.handles = HandleStore(max_ttl_secs=3600, max_per_owner=3, clock=clock)
-    return clock
+def clock() -> Clock:
+    return Clock()
 
 
 @pytest.fixture
-async def client(resources: Resources, clock: Clock) -> Client:
+async def client(resources: Resources) -> Client:
     public, admin = create_app(resources), create_admin_app(resources)
 
     @asynccontextmanager

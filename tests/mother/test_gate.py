@@ -10,7 +10,7 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.resources import open_resources
+from service.bootstrap import open_resources
 from service.settings import load_settings
 from service.transport.connection import ConnectionInfo, PeerCred, tagged
 

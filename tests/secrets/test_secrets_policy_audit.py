@@ -32,8 +32,8 @@ SET = {"GITHUB_TOKEN": TRIPWIRE, "DB_PASSWORD": TRIPWIRE_2}
 
 
 def broker_of(resources: Resources):  # type: ignore[no-untyped-def]
-    assert resources.secrets is not None
-    return resources.secrets
+    assert resources.broker is not None
+    return resources.broker
 
 
 async def _status_for_other(client_as: ClientFactory, name: str) -> int:
