@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Callable
 from contextlib import AsyncExitStack, asynccontextmanager
 from typing import TYPE_CHECKING
 
+from service.knowledge.scry import Scry
 from service.knowledge.service import KnowledgeService, open_knowledge
 from service.metrics import Metrics
 from service.mother.federation import open_federation
@@ -67,6 +68,12 @@ async def open_resources(
                 registry=metrics.registry,
             )
         )
+        scry = Scry(
+            knowledge=knowledge,
+            federation=federation,
+            queries=queries,
+            max_limit=settings.max_limit,
+        )
         yield Resources(
             settings=settings,
             metrics=metrics,
@@ -74,6 +81,7 @@ async def open_resources(
             queries=queries,
             broker=broker,
             federation=federation,
+            scry=scry,
             knowledge=knowledge,
             boot_id=uuid.uuid4().hex,
             started_at=started_at,

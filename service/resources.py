@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
+    from service.knowledge.scry import Scry
     from service.knowledge.service import KnowledgeService
     from service.metrics import Metrics
     from service.mother.federation import Federation
@@ -40,6 +41,7 @@ class Resources:
     queries: QueryRunner
     broker: SecretsBroker
     federation: Federation
+    scry: Scry
     knowledge: KnowledgeService | None
     boot_id: str
     started_at: float = field(default_factory=time.monotonic)

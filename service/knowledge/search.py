@@ -12,7 +12,6 @@ import re
 import sqlite3
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -20,9 +19,9 @@ import numpy.typing as npt
 from service.cancel import Cancel
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder
+from service.knowledge.scry_models import Mode
 from service.knowledge.store import ChunkRow, VectorSnapshot, fetch_chunks
 
-Mode = Literal["hybrid", "lexical", "semantic"]
 MODES: tuple[Mode, ...] = ("hybrid", "lexical", "semantic")
 _WORD = re.compile(r"\w+")
 

@@ -1,0 +1,105 @@
+"""The one scry entry point. The `/api/scry` route, mother nodes (through that route), the
+CLI (through the route) and MCP tools all call `Scry.answer`; nothing else runs a search.
+
+It decides between this node's index and a federated fan-out, embeds the query once for
+every node that takes part, runs the local search under the query runner's gate and
+deadline, and builds the answer.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+
+from service.errors import NotFound
+from service.knowledge.query_vector import decode, encode
+from service.knowledge.scry_models import ScryRequest, ScryResponse, ScryResult
+from service.knowledge.search import Hit, Query
+from service.knowledge.service import KnowledgeService
+from service.mother.federation import Federation
+from service.mother.hops import may_federate
+from service.query_runner import QueryRunner
+
+
+class Scry:
+    """Search this node's index, and its mother nodes when asked."""
+
+    def __init__(
+        self,
+        *,
+        knowledge: KnowledgeService | None,
+        federation: Federation,
+        queries: QueryRunner,
+        max_limit: int,
+    ) -> None:
+        self.knowledge = knowledge
+        self.federation = federation
+        self.queries = queries
+        self.max_limit = max_limit
+
+    async def answer(self, request: ScryRequest, *, hops: int = 0) -> ScryResponse:
+        """The answer to one scry. `hops` counts the federating nodes the request already
+        passed through (0 from a user); it federates only below the hop limit.
+
+        404 when this node has no index and the request does not federate, 400 for an
+        unknown mother or a malformed query vector, 503 when the gate is full, 504 past
+        the deadline (the search is stopped)."""
+        mode = request.resolved_mode
+        if not (request.federate and may_federate(hops)):
+            results = await self._search(request)
+            return ScryResponse(results=results, count=len(results), mode=mode)
+        request = await self._with_query_vector(request)
+        local = (lambda: self._search(request)) if self.knowledge is not None else None
+        results, nodes = await self.federation.scry(request, hops=hops, local=local)
+        return ScryResponse(results=results, count=len(results), mode=mode, nodes=nodes)
+
+    async def _search(self, request: ScryRequest) -> list[ScryResult]:
+        """This node's results, best first."""
+        knowledge = self.knowledge
+        if knowledge is None:
+            raise NotFound("knowledge search is disabled on this service")
+        query = _query_of(request, max_limit=self.max_limit)
+        if request.query_vector is not None and query.mode != "lexical":
+            vector = decode(request.query_vector, model=knowledge.model_fingerprint)
+            query = dataclasses.replace(query, vector=vector)
+        hits = await self.queries.run(lambda cancel: knowledge.scry(query, cancel))
+        return [_result(hit) for hit in hits]
+
+    async def _with_query_vector(self, request: ScryRequest) -> ScryRequest:
+        """The request with its query's embedding, computed once here for every node that
+        takes part (they would otherwise each embed the same text on their own CPU)."""
+        knowledge = self.knowledge
+        if knowledge is None or request.resolved_mode == "lexical" or request.query_vector:
+            return request
+        vector = await self.queries.run(lambda cancel: knowledge.embed_query(request.query, cancel))
+        sent = encode(vector, model=knowledge.model_fingerprint)
+        return request.model_copy(update={"query_vector": sent})
+
+
+def _query_of(request: ScryRequest, *, max_limit: int) -> Query:
+    return Query(
+        text=request.query,
+        mode=request.resolved_mode,
+        limit=min(request.limit, max_limit),
+        min_score=request.min_score,
+        repo=None if request.all_repos else request.repo,
+        kind=request.kind,
+        path_prefix=request.path_prefix or None,
+    )
+
+
+def _result(hit: Hit) -> ScryResult:
+    chunk = hit.chunk
+    return ScryResult(
+        id=chunk.id,
+        content=chunk.content,
+        score=round(hit.score, 6),
+        event_type=chunk.event_type,
+        source_id=chunk.source_id,
+        timestamp=chunk.timestamp,
+        repo=chunk.repo,
+        path=chunk.path,
+        start_line=chunk.start_line,
+        end_line=chunk.end_line,
+        kind=chunk.kind,
+        modes=list(hit.modes),
+    )
