@@ -73,6 +73,7 @@ async def open_resources(
             federation=federation,
             queries=queries,
             max_limit=settings.max_limit,
+            scrubber=broker.answers,
         )
         yield Resources(
             settings=settings,

@@ -59,8 +59,10 @@ async def scry(
 
     `limit` is clamped to the server's maximum (1000). The query runs under the
     concurrency gate (503 when full) and a deadline (504, and the query is stopped).
-    With `federate` the mother nodes are asked too (see docs/mother.md)."""
-    return await search.answer(body, hops=hops)
+    With `federate` the mother nodes are asked too (see docs/mother.md). No result carries
+    a value the secrets broker holds: it is replaced by `${secret:NAME}` when the caller
+    may read NAME, else by `[REDACTED]`."""
+    return await search.answer(body, caller=caller, hops=hops)
 
 
 class IndexRequest(BaseModel):

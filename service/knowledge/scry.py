@@ -3,12 +3,17 @@ CLI (through the route) and MCP tools all call `Scry.answer`; nothing else runs 
 
 It decides between this node's index and a federated fan-out, embeds the query once for
 every node that takes part, runs the local search under the query runner's gate and
-deadline, and builds the answer.
+deadline, builds the answer, and scrubs it: no answer (local, federated, or given to a
+mother) leaves with a value the secrets broker holds (see secrets/answers.py).
 """
 
 from __future__ import annotations
 
 import dataclasses
+from collections.abc import Iterator
+from typing import Protocol, TypeVar
+
+from pydantic import BaseModel
 
 from service.errors import NotFound
 from service.knowledge.query_vector import decode, encode
@@ -17,7 +22,18 @@ from service.knowledge.search import Hit, Query
 from service.knowledge.service import KnowledgeService
 from service.mother.federation import Federation
 from service.mother.hops import may_federate
+from service.principal import Principal
 from service.query_runner import QueryRunner
+
+M = TypeVar("M", bound=BaseModel)
+
+
+class TextScrubber(Protocol):
+    """Replaces secret values in texts with placeholders chosen for the caller."""
+
+    def scrub(self, texts: list[str], caller: Principal) -> list[str]:
+        """The texts scrubbed; the very same list when none holds a value."""
+        ...
 
 
 class Scry:
@@ -30,15 +46,20 @@ class Scry:
         federation: Federation,
         queries: QueryRunner,
         max_limit: int,
+        scrubber: TextScrubber,
     ) -> None:
         self.knowledge = knowledge
         self.federation = federation
         self.queries = queries
         self.max_limit = max_limit
+        self.scrubber = scrubber
 
-    async def answer(self, request: ScryRequest, *, hops: int = 0) -> ScryResponse:
-        """The answer to one scry. `hops` counts the federating nodes the request already
-        passed through (0 from a user); it federates only below the hop limit.
+    async def answer(
+        self, request: ScryRequest, *, caller: Principal, hops: int = 0
+    ) -> ScryResponse:
+        """The answer to one scry for `caller`. `hops` counts the federating nodes the
+        request already passed through (0 from a user); it federates only below the hop
+        limit. Every text of the answer is scrubbed of the broker's values for `caller`.
 
         404 when this node has no index and the request does not federate, 400 for an
         unknown mother or a malformed query vector, 503 when the gate is full, 504 past
@@ -46,11 +67,13 @@ class Scry:
         mode = request.resolved_mode
         if not (request.federate and may_federate(hops)):
             results = await self._search(request)
-            return ScryResponse(results=results, count=len(results), mode=mode)
-        request = await self._with_query_vector(request)
-        local = (lambda: self._search(request)) if self.knowledge is not None else None
-        results, nodes = await self.federation.scry(request, hops=hops, local=local)
-        return ScryResponse(results=results, count=len(results), mode=mode, nodes=nodes)
+            answer = ScryResponse(results=results, count=len(results), mode=mode)
+        else:
+            request = await self._with_query_vector(request)
+            local = (lambda: self._search(request)) if self.knowledge is not None else None
+            results, nodes = await self.federation.scry(request, hops=hops, local=local)
+            answer = ScryResponse(results=results, count=len(results), mode=mode, nodes=nodes)
+        return scrub_answer(answer, self.scrubber, caller)
 
     async def _search(self, request: ScryRequest) -> list[ScryResult]:
         """This node's results, best first."""
@@ -73,6 +96,23 @@ class Scry:
         vector = await self.queries.run(lambda cancel: knowledge.embed_query(request.query, cancel))
         sent = encode(vector, model=knowledge.model_fingerprint)
         return request.model_copy(update={"query_vector": sent})
+
+
+def scrub_answer(answer: ScryResponse, scrubber: TextScrubber, caller: Principal) -> ScryResponse:
+    """The answer with every free text (each result's fields, each node's error) scrubbed
+    for `caller`; the answer itself when nothing in it holds a value."""
+    texts = [text for result in answer.results for text in _texts(result)]
+    texts += [status.error for status in answer.nodes or () if status.error]
+    scrubbed = scrubber.scrub(texts, caller)
+    if scrubbed is texts:
+        return answer
+    replacements = iter(scrubbed)
+    results = [_with_texts(result, replacements) for result in answer.results]
+    nodes = answer.nodes and [
+        status.model_copy(update={"error": next(replacements)}) if status.error else status
+        for status in answer.nodes
+    ]
+    return answer.model_copy(update={"results": results, "nodes": nodes})
 
 
 def _query_of(request: ScryRequest, *, max_limit: int) -> Query:
@@ -103,3 +143,26 @@ def _result(hit: Hit) -> ScryResult:
         kind=chunk.kind,
         modes=list(hit.modes),
     )
+
+
+def _texts(model: BaseModel) -> list[str]:
+    """Every string of a model's fields, lists of strings included, in field order (so a
+    field added later, such as a snippet, is scrubbed too)."""
+    out: list[str] = []
+    for _name, value in model:
+        if isinstance(value, str):
+            out.append(value)
+        elif isinstance(value, list):
+            out.extend(item for item in value if isinstance(item, str))
+    return out
+
+
+def _with_texts(model: M, texts: Iterator[str]) -> M:
+    """`model` with its strings, in `_texts` order, taken from `texts`."""
+    update: dict[str, object] = {}
+    for name, value in model:
+        if isinstance(value, str):
+            update[name] = next(texts)
+        elif isinstance(value, list):
+            update[name] = [next(texts) if isinstance(item, str) else item for item in value]
+    return model.model_copy(update=update)

@@ -7,6 +7,7 @@ generic parser would silently keep the last one) and no error message quotes the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
@@ -143,7 +144,8 @@ async def _push(request: Request, caller: Principal, broker: SecretsBroker) -> P
     except (BadRequest, PayloadTooLarge) as exc:
         broker.reject_push(exc.message, principal=caller)
         raise
-    return _result(broker.replace(secrets, principal=caller))
+    # Off the event loop: the set is compiled for answer scrubbing as it is swapped in.
+    return _result(await asyncio.to_thread(broker.replace, secrets, principal=caller))
 
 
 @router.put(

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
@@ -21,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from service.errors import BadRequest, Forbidden, NotFound, StartupError
 from service.principal import Principal
+from service.secrets.answers import AnswerScrubber, CompiledValues
 from service.secrets.audit import AuditLog
 from service.secrets.cache import SessionCache
 from service.secrets.handles import HandleRecord, HandleStore
@@ -106,6 +108,10 @@ class SecretsBroker:
             on_reload=self._policy_reloaded,
         )
         self.cache = SessionCache(max_ttl_secs=config.cache_max_ttl_secs, clock=clock)
+        # The values of the set, compiled to scrub them out of scry answers; swapped with
+        # the store under this lock so the two always describe the same set.
+        self.answers = AnswerScrubber(self.may_read)
+        self._swap_lock = threading.Lock()
         self.handles = HandleStore(
             max_ttl_secs=config.handle_max_ttl_secs,
             max_per_owner=config.handle_max_per_caller,
@@ -131,7 +137,9 @@ class SecretsBroker:
         await self.policy.stop()
         await self.cache.stop()
         self.handles.clear()
-        self.store.close()
+        with self._swap_lock:
+            self.store.close()
+            self.answers.install(CompiledValues.of({}))
         self.metrics.loaded.set(0)
         self.audit.close()
 
@@ -196,13 +204,20 @@ class SecretsBroker:
     def replace(
         self, mapping: Mapping[str, str | bytes], *, principal: Principal | None = None
     ) -> Snapshot:
-        """Atomically replace the whole set. Names must be valid (BadRequest otherwise)."""
+        """Atomically replace the whole set. Names must be valid (BadRequest otherwise).
+        Compiling the set for answer scrubbing takes a while for large sets: call it off
+        the event loop."""
         started = time.perf_counter()
         for index, name in enumerate(mapping):
             if not valid_name(name):
                 self.reject_push(f"secret #{index + 1} has an invalid name", principal=principal)
                 raise BadRequest(f"secret #{index + 1}: {NAME_RULE}")
-        snapshot = self.store.replace(mapping)
+        compiled = CompiledValues.of(
+            {name: v.encode() if isinstance(v, str) else bytes(v) for name, v in mapping.items()}
+        )
+        with self._swap_lock:
+            snapshot = self.store.replace(mapping)
+            self.answers.install(compiled)
         self.metrics.pushes.labels("ok").inc()
         self.metrics.loaded.set(len(snapshot))
         self._audit(
@@ -235,7 +250,9 @@ class SecretsBroker:
     def clear(self, *, principal: Principal | None = None) -> Snapshot:
         """Drop every secret (wiped once in-flight reads finish)."""
         started = time.perf_counter()
-        snapshot = self.store.clear()
+        with self._swap_lock:
+            snapshot = self.store.clear()
+            self.answers.install(CompiledValues.of({}))
         self.metrics.pushes.labels("cleared").inc()
         self.metrics.loaded.set(0)
         self._audit(
