@@ -20,6 +20,7 @@ from service.errors import error_responses
 from service.http import core_routes
 from service.http.error_handlers import http_exception_handler, validation_exception_handler
 from service.http.hardening import HardeningMiddleware
+from service.http.wire import error_body, json_headers, with_security_headers
 from service.knowledge import routes as knowledge_routes
 from service.resources import Resources
 from service.secrets import admin_routes as secrets_admin_routes
@@ -115,12 +116,13 @@ def create_metrics_app(resources: Resources) -> ASGIApp:
             return
         if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
             body, content_type = resources.metrics.render()
-            status, headers = 200, [(b"content-type", content_type.encode())]
+            status = 200
+            headers = [(b"content-type", content_type.encode())]
+            headers.append((b"content-length", b"%d" % len(body)))
         else:
-            body, status = b'{"error": "not found"}', 404
-            headers = [(b"content-type", b"application/json")]
-        headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
-        headers.append((b"content-length", str(len(body)).encode()))
+            status, body = 404, error_body("not found")
+            headers = json_headers(body)
+        headers = with_security_headers(headers)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import re
 import time
@@ -19,18 +18,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge, ServiceError
+from service.http.wire import error_body, json_body, json_headers, with_security_headers
 from service.resources import Resources
 from service.transport.connection import connection_of
 
 log = logging.getLogger("patina.http")
 access_log = logging.getLogger("patina.access")
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"cache-control", b"no-store"),
-    (b"referrer-policy", b"no-referrer"),
-]
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 # Probed every second by health checks and the sidecar: logged at debug, not info.
 QUIET_ROUTES = frozenset({"/health", "/admin/status"})
@@ -80,9 +74,7 @@ class HardeningMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+                headers = with_security_headers(list(message.get("headers", [])))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
@@ -200,20 +192,17 @@ def _route(scope: Scope) -> str:
 
 
 async def _send_json(send: Send, status: int, payload: Any) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await _send(send, status, json_body(payload))
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if status in (400, 413):
-        # The rest of the body is unread: close rather than parse garbage as a next request.
+    # The rest of the body is unread: close rather than parse garbage as a next request.
+    await _send(send, status, error_body(message), close=status in (400, 413))
+
+
+async def _send(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+    headers = json_headers(body)
+    if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})
