@@ -13,6 +13,7 @@ from pathlib import Path
 
 import httpx
 
+from service.http.wire import error_message
 from service.settings import Settings
 
 UDS_BASE_URL = "http://patina.local"
@@ -83,3 +84,13 @@ def open_client(target: Target, *, timeout: float = 30.0) -> httpx.Client:
         verify = ssl_context(target.ca, target.cert, target.key)
     transport = httpx.HTTPTransport(verify=verify, limits=CLIENT_LIMITS)
     return httpx.Client(base_url=target.url, headers=headers, transport=transport, timeout=timeout)
+
+
+def response_error(response: httpx.Response) -> str:
+    """What a refused request's answer says: its `{"error": ...}` message, else its text,
+    else the status's reason phrase."""
+    try:
+        message = error_message(response.json())
+    except ValueError:
+        message = None
+    return message or response.text.strip() or response.reason_phrase

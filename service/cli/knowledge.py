@@ -26,7 +26,7 @@ from service.cli.common import (
     settings_or_exit,
     with_target_options,
 )
-from service.client import open_client
+from service.client import open_client, response_error
 from service.knowledge.scry_models import Mode, ScryRequest
 from service.mother.cli import mother_scry
 
@@ -166,11 +166,7 @@ def scry(
     except (httpx.HTTPError, OSError) as exc:
         fail(f"cannot reach the service at {endpoint.describe()}: {exc}", code=1)
     if response.status_code != 200:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        fail(f"scry failed ({response.status_code}): {message}", code=1)
+        fail(f"scry failed ({response.status_code}): {response_error(response)}", code=1)
     answer = response.json()
     if as_json:
         typer.echo(json.dumps(answer, indent=2))

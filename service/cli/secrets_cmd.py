@@ -24,7 +24,7 @@ from service.cli.common import (
     settings_or_exit,
     with_target_options,
 )
-from service.client import open_client
+from service.client import open_client, response_error
 from service.fileio import write_private
 from service.secrets.redact import scrub_fd
 from service.secrets.run import (
@@ -362,7 +362,7 @@ def handle(
     except (httpx.HTTPError, OSError) as exc:
         fail(f"{endpoint.describe()} is not answering: {exc}", 1)
     if response.status_code != 201:
-        fail(f"{response.json().get('error', response.text)} (HTTP {response.status_code})", 1)
+        fail(f"{response_error(response)} (HTTP {response.status_code})", 1)
     typer.echo(response.json()["handle"])
 
 

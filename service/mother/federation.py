@@ -26,6 +26,7 @@ from prometheus_client import CollectorRegistry
 from pydantic import ConfigDict, Field, ValidationError
 
 from service.errors import BadRequest, DeadlineExceeded, ServiceError, StartupError
+from service.http.wire import error_message
 from service.knowledge.scry_models import NodeStatus, Outcome, ScryRequest, ScryResult
 from service.mother.client import MotherClient, NodeFailure, describe_failure
 from service.mother.config import LOCAL_NODE, MotherNode
@@ -199,7 +200,7 @@ def classify(code: int, body: Any) -> tuple[Outcome, list[ScryResult], str | Non
         except ValidationError:
             return "error", [], "malformed answer: a result lacks Patina's fields"
         return "ok", results, None
-    said = body.get("error") if isinstance(body, dict) else None
+    said = error_message(body)
     reason = f"HTTP {code}" + (f": {str(said)[:200]}" if said else "")
     if code in (401, 403):
         return "unauthorized", [], reason

@@ -28,6 +28,7 @@ from typing import IO, Any, Protocol
 
 import httpx
 
+from service.client import response_error
 from service.secrets.redact import MIN_VALUE_LEN, Scrubber, scrub_fd
 from service.secrets.vault import IDENTITY_ENV, NAME_RE, Vault, VaultError
 
@@ -159,10 +160,7 @@ class ServiceSource:
         except (httpx.TransportError, OSError) as exc:
             raise ServiceUnreachable(f"{self._where}: {exc}") from None
         if response.status_code >= 400:
-            try:
-                message = response.json().get("error", response.text)
-            except ValueError:
-                message = response.text
+            message = response_error(response)
             raise RunError(f"{self._where}: {message} (HTTP {response.status_code})")
         return response
 

@@ -19,7 +19,7 @@ from typing import Any
 
 import httpx
 
-from service.client import CLIENT_LIMITS
+from service.client import CLIENT_LIMITS, response_error
 from service.secrets.sources import Fingerprint, Source, SourceError
 
 log = logging.getLogger("patina.sidecar")
@@ -72,11 +72,7 @@ def push(client: httpx.Client, values: dict[str, str]) -> dict[str, Any]:
 
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code >= 400:
-        try:
-            message = str(response.json().get("error", ""))
-        except ValueError:
-            message = ""
-        raise PushError(f"HTTP {response.status_code}: {message or response.reason_phrase}")
+        raise PushError(f"HTTP {response.status_code}: {response_error(response)}")
 
 
 class Sidecar:
