@@ -14,7 +14,6 @@ forms) with the handle or reference that stands for it. Nothing is written to di
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import signal
@@ -29,7 +28,7 @@ from typing import IO, Any, Protocol
 import httpx
 
 from service.client import response_error
-from service.secrets.redact import MIN_VALUE_LEN, Scrubber, scrub_fd
+from service.secrets.redact import MIN_VALUE_LEN, Scrubber, grow_pipe, scrub_fd, write_all
 from service.secrets.vault import IDENTITY_ENV, NAME_RE, Vault, VaultError
 
 REFERENCE_RE = re.compile(r"<secret:([0-9a-f]{32})>|\$\{secret:([A-Za-z0-9_]{1,128})\}")
@@ -45,7 +44,6 @@ FORWARDED_SIGNALS = (
     signal.SIGWINCH,
 )
 _TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
-_PIPE_SIZE = 1 << 20
 # Variables the child must not inherit: the key that opens the vault.
 _WITHHELD_ENV = (IDENTITY_ENV,)
 
@@ -280,12 +278,6 @@ def plan_command(
 # --- running ---------------------------------------------------------------------------
 
 
-def _grow_pipe(fd: int) -> None:
-    # Bigger pipe, fewer wake-ups: 1 MiB is the default unprivileged maximum.
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-
-
 def _pump(scrubber: Scrubber, src: int, dst: int) -> None:
     try:
         scrub_fd(scrubber, src, dst)
@@ -316,7 +308,7 @@ def run_scrubbed(
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     for fd in (out_r, err_r):
-        _grow_pipe(fd)
+        grow_pipe(fd)
     try:
         child = subprocess.Popen(
             list(argv),
@@ -357,22 +349,16 @@ def _feed_stdin(pipe: IO[bytes], data: bytes) -> None:
     """Write the preamble, then copy our stdin until EOF (or until the child stops reading)."""
     fd = pipe.fileno()
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         stdin_fd = sys.stdin.fileno() if sys.stdin is not None else -1
         if stdin_fd >= 0 and not os.isatty(stdin_fd):
             while chunk := os.read(stdin_fd, 1 << 16):
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
     except (BrokenPipeError, OSError, ValueError):
         pass
     finally:
         with contextlib.suppress(OSError):
             pipe.close()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _forward_signals(child: subprocess.Popen[bytes]) -> dict[int, Any]:
