@@ -65,10 +65,13 @@ def _api(*, title: str, routers: list[APIRouter]) -> FastAPI:
     return app
 
 
-def _serving(app: FastAPI, resources: Resources) -> FastAPI:
+def _serving(app: FastAPI, resources: Resources, *, max_body: int) -> FastAPI:
     app.state.resources = resources
     app.add_middleware(
-        HardeningMiddleware, resources=resources, fast_routes=core_routes.FAST_ROUTES
+        HardeningMiddleware,
+        resources=resources,
+        max_body=max_body,
+        fast_routes=core_routes.FAST_ROUTES,
     )
     return app
 
@@ -92,12 +95,15 @@ def admin_routers() -> list[APIRouter]:
 
 def create_app(resources: Resources) -> FastAPI:
     """The public API (public Unix socket and TLS TCP)."""
-    return _serving(_api(title=NAME, routers=public_routers()), resources)
+    app = _api(title=NAME, routers=public_routers())
+    return _serving(app, resources, max_body=resources.settings.max_body_bytes)
 
 
 def create_admin_app(resources: Resources) -> FastAPI:
     """The admin API, served only on the admin socket."""
-    return _serving(_api(title=f"{NAME} admin", routers=admin_routers()), resources)
+    # Its only body is a push of the whole set, capped by its own setting.
+    app = _api(title=f"{NAME} admin", routers=admin_routers())
+    return _serving(app, resources, max_body=resources.settings.secrets.max_push_bytes)
 
 
 def openapi_document(*, admin: bool = False) -> dict[str, Any]:

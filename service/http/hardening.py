@@ -43,12 +43,15 @@ class HardeningMiddleware:
         self,
         app: ASGIApp,
         resources: Resources,
+        max_body: int,
         fast_routes: Mapping[str, FastRoute] | None = None,
     ) -> None:
+        """`max_body` caps request bodies (413), however they arrive: the one body cap of
+        the app this middleware guards."""
         self.app = app
         self.resources = resources
         self.metrics = resources.metrics.http
-        self.max_body = resources.settings.max_body_bytes
+        self.max_body = max_body
         self.body_timeout = resources.settings.body_timeout_secs
         # GET routes answered here without FastAPI's routing (health probes arrive every
         # second); their FastAPI twins stay registered for OpenAPI.
