@@ -1,9 +1,10 @@
 """Public secrets routes: list and read what the caller's allowlist names, and the Patina
-session cache. Every response carries `Cache-Control: no-store`."""
+session cache. Every response carries `Cache-Control: no-store` (the hardening middleware
+sets it on every answer)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter, Response
+from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from service.errors import NotFound, error_responses
@@ -13,8 +14,6 @@ from service.secrets.deps import BrokerDep, SecretsCaller
 # Each route takes SecretsCaller (the `secrets` scope) itself: a router-level twin of that
 # dependency would be solved a second time on every request.
 router = APIRouter(tags=["secrets"], responses=error_responses(401, 403))
-
-NO_STORE = "no-store"
 
 
 class SecretNames(BaseModel):
@@ -52,10 +51,9 @@ class CacheLocked(BaseModel):
     operation_id="secrets_cache_get",
     responses=error_responses(404),
 )
-async def cache_get(caller: SecretsCaller, broker: BrokerDep, response: Response) -> dict[str, str]:
+async def cache_get(caller: SecretsCaller, broker: BrokerDep) -> dict[str, str]:
     """The caller's cached secrets as a flat `{name: value}` map; 404 when none are cached
     or they expired. Each caller sees only its own cache."""
-    response.headers["Cache-Control"] = NO_STORE
     values = broker.cache_get(caller)
     if values is None:
         raise NotFound("no cached secrets")
@@ -67,28 +65,23 @@ async def cache_get(caller: SecretsCaller, broker: BrokerDep, response: Response
     operation_id="secrets_cache_put",
     responses=error_responses(400, 413, 422),
 )
-async def cache_put(
-    body: CacheRequest, caller: SecretsCaller, broker: BrokerDep, response: Response
-) -> CacheStored:
+async def cache_put(body: CacheRequest, caller: SecretsCaller, broker: BrokerDep) -> CacheStored:
     """Cache the caller's secrets for `ttl_secs` (default 600, capped by the server's
     `secrets.cache_max_ttl_secs`), replacing what the caller cached before."""
-    response.headers["Cache-Control"] = NO_STORE
     ttl = broker.cache_put(caller, body.secrets, body.ttl_secs)
     return CacheStored(ttl_secs=ttl)
 
 
 @router.post("/secrets/lock", operation_id="secrets_lock")
-async def lock(caller: SecretsCaller, broker: BrokerDep, response: Response) -> CacheLocked:
+async def lock(caller: SecretsCaller, broker: BrokerDep) -> CacheLocked:
     """Drop the caller's session cache now (its bytes are overwritten)."""
-    response.headers["Cache-Control"] = NO_STORE
     broker.cache_lock(caller)
     return CacheLocked()
 
 
 @router.get("/secrets", operation_id="secrets_list")
-async def list_secrets(caller: SecretsCaller, broker: BrokerDep, response: Response) -> SecretNames:
+async def list_secrets(caller: SecretsCaller, broker: BrokerDep) -> SecretNames:
     """The names of the loaded secrets the caller's allowlist lets it read. Never values."""
-    response.headers["Cache-Control"] = NO_STORE
     return SecretNames(names=broker.names_for(caller))
 
 
@@ -97,11 +90,8 @@ async def list_secrets(caller: SecretsCaller, broker: BrokerDep, response: Respo
     operation_id="secrets_read",
     responses=error_responses(400, 404),
 )
-async def read_secret(
-    name: str, caller: SecretsCaller, broker: BrokerDep, response: Response
-) -> SecretValue:
+async def read_secret(name: str, caller: SecretsCaller, broker: BrokerDep) -> SecretValue:
     """One secret's value. 403 when the name is not in the caller's allowlist (whether or
     not it exists), 404 when it is allowed but not loaded. Every call is audited."""
-    response.headers["Cache-Control"] = NO_STORE
     value = broker.read(caller, name)
     return SecretValue(name=name, value=value.decode("utf-8", errors="replace"))
