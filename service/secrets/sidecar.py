@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from service.client import CLIENT_LIMITS, response_error
-from service.secrets.sources import Fingerprint, Source, SourceError
+from service.secrets.sources import ChangeStamp, Source, SourceError
 
 log = logging.getLogger("patina.sidecar")
 
@@ -94,7 +94,7 @@ class Sidecar:
         self.max_backoff_secs = max_backoff_secs
         self.stop = threading.Event()
         self._values: dict[str, str] = {}
-        self._fingerprint: Fingerprint = ()
+        self._stamp: ChangeStamp = ()
         self._pushed: dict[str, str] | None = None  # the set the service holds (from us)
         self._boot: str | None = None  # the service's boot id when we last talked to it
         self._refused: dict[str, str] | None = None  # a set the service refused: no retry
@@ -105,7 +105,7 @@ class Sidecar:
 
     def load_initial(self) -> int:
         """Read the source once (SourceError propagates: a bad source is fatal at start)."""
-        self._fingerprint = self.source.fingerprint()
+        self._stamp = self.source.change_stamp()
         self._values = self.source.load()
         return len(self._values)
 
@@ -130,8 +130,8 @@ class Sidecar:
                 self.stop.wait(self.poll_secs)
 
     def _follow_source(self) -> None:
-        fingerprint = self.source.fingerprint()
-        if fingerprint == self._fingerprint:
+        stamp = self.source.change_stamp()
+        if stamp == self._stamp:
             return
         try:
             values = self.source.load()
@@ -141,9 +141,9 @@ class Sidecar:
                 "source unreadable; keeping the last good set",
                 extra={"fields": {"reason": str(exc)}},
             )
-            self._fingerprint = fingerprint
+            self._stamp = stamp
             return
-        self._fingerprint = fingerprint
+        self._stamp = stamp
         if values != self._values:
             log.info("source changed", extra={"fields": {"count": len(values)}})
             self._values = values
