@@ -25,8 +25,8 @@ from service.principal import Principal
 from service.secrets.answers import AnswerScrubber, CompiledValues
 from service.secrets.audit import AuditLog
 from service.secrets.cache import SessionCache
+from service.secrets.core_dumps import disable_core_dumps
 from service.secrets.handles import HandleRecord, HandleStore
-from service.secrets.hardening import disable_core_dumps
 from service.secrets.metrics import SecretsMetrics
 from service.secrets.policy import VERB_CACHE, VERB_LIST, PolicyError
 from service.secrets.policy_watch import PolicyHolder

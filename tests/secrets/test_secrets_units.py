@@ -105,7 +105,7 @@ def test_dotenv_errors_name_the_line_and_never_quote_it(text: str, message: str)
 def test_core_dumps_are_disabled_in_the_process_that_asks() -> None:
     code = (
         "import resource;"
-        "from service.secrets.hardening import disable_core_dumps, is_dumpable;"
+        "from service.secrets.core_dumps import disable_core_dumps, is_dumpable;"
         "assert is_dumpable() is True;"
         "assert disable_core_dumps();"
         "assert resource.getrlimit(resource.RLIMIT_CORE) == (0, 0);"
