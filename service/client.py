@@ -53,7 +53,7 @@ def resolve_target(
 
 
 def _read_token_file(settings: Settings) -> str | None:
-    path = settings.resolved_token_file
+    path = settings.resolved_generated_token_file
     try:
         return path.read_text().strip() or None
     except OSError:
