@@ -20,7 +20,7 @@ from typing import Any
 import httpx
 
 from service.client import CLIENT_LIMITS, response_error
-from service.secrets.sources import ChangeStamp, Source, SourceError
+from service.secrets.sources import ChangeStamp, SidecarSource, SourceError
 
 log = logging.getLogger("patina.sidecar")
 
@@ -80,7 +80,7 @@ class Sidecar:
 
     def __init__(
         self,
-        source: Source,
+        source: SidecarSource,
         admin_socket: Path,
         *,
         poll_secs: float = 0.25,
@@ -194,14 +194,14 @@ class Sidecar:
                 )
 
 
-def push_once(source: Source, admin_socket: Path) -> dict[str, Any]:
+def push_once(source: SidecarSource, admin_socket: Path) -> dict[str, Any]:
     """Load the source and push it once (SourceError, PushError, httpx errors propagate)."""
     values = source.load()
     with admin_client(admin_socket) as client:
         return push(client, values)
 
 
-def check(source: Source, admin_socket: Path) -> str:
+def check(source: SidecarSource, admin_socket: Path) -> str:
     """Probe: the source loads and the service serves a set of the same size that we (or
     another sidecar) pushed since it started. Returns a summary or raises an error."""
     values = source.load()

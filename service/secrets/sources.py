@@ -38,7 +38,7 @@ ChangeStamp = tuple[object, ...]
 
 
 @dataclass(frozen=True)
-class Source:
+class SidecarSource:
     """A parsed `--source KIND:PATH` (plus the identity file for age)."""
 
     kind: str
@@ -49,7 +49,7 @@ class Source:
         return f"{self.kind}:{self.path}"
 
     @classmethod
-    def parse(cls, spec: str, *, identity: Path | None = None) -> Source:
+    def parse(cls, spec: str, *, identity: Path | None = None) -> SidecarSource:
         """`age:PATH`, `dotenv:PATH` or `dir:PATH`; age needs an identity file."""
         kind, sep, path = spec.partition(":")
         if not sep or kind not in KINDS or not path:
