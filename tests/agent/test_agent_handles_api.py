@@ -16,7 +16,7 @@ from service.bootstrap import open_resources
 from service.resources import Resources
 from service.secrets.handles import HANDLE_RE
 from service.settings import load_settings
-from service.transport.connection import ConnectionInfo, PeerCred, tagged
+from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 from tests.agent.conftest import TRIPWIRE
 
 pytestmark = pytest.mark.anyio
@@ -70,7 +70,7 @@ async def client(resources: Resources) -> Client:
     @asynccontextmanager
     async def as_(conn: ConnectionInfo) -> AsyncIterator[httpx.AsyncClient]:
         app = admin if conn.transport == "admin" else public
-        transport = httpx.ASGITransport(app=tagged(app, conn), raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=with_connection(app, conn), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://patina.local") as c:
             yield c
 

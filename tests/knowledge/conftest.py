@@ -21,7 +21,7 @@ from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.service import KnowledgeService, index_path
 from service.resources import Resources
 from service.settings import Settings, load_settings
-from service.transport.connection import ConnectionInfo, PeerCred, tagged
+from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 
 # A corpus where each chunk has one job in the tests: the paraphrase target shares no word
 # with its query; the identifier exists only in its function.
@@ -166,7 +166,9 @@ async def open_api(
     """Resources with a knowledge service on the shared model, and a client that talks to
     the public app as a Unix-socket peer (the machine's owner)."""
     async with open_resources(settings, embedder=embedder) as resources:
-        app = tagged(create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 1000, 1000)))
+        app = with_connection(
+            create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 1000, 1000))
+        )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://patina.local"
         ) as client:

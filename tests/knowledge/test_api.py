@@ -16,7 +16,7 @@ from service.knowledge.embedder import Embedder
 from service.resources import Resources
 from service.settings import Settings, load_settings
 from service.tokens import TokenRecord, TokenStore, digest
-from service.transport.connection import ConnectionInfo, tagged
+from service.transport.connection import ConnectionInfo, with_connection
 
 from .conftest import ApiFactory, index_dir
 
@@ -227,7 +227,7 @@ async def test_tcp_tokens_need_the_matching_scope(indexed: Settings, embedder: E
         ]
     )
     async with open_resources(indexed, tokens=tokens, embedder=embedder) as resources:
-        app = tagged(create_app(resources), ConnectionInfo("tcp"))
+        app = with_connection(create_app(resources), ConnectionInfo("tcp"))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="https://patina.local"
         ) as client:
