@@ -11,11 +11,12 @@ from __future__ import annotations
 import asyncio
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Depends, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from service.auth import require_scope, resources_of
 from service.errors import NotFound, error_responses
+from service.http.routers import api_router
 from service.knowledge.indexer import IndexReport
 from service.knowledge.scry import Scry
 from service.knowledge.scry_models import ScryRequest, ScryResponse
@@ -23,7 +24,7 @@ from service.knowledge.service import IndexRun, IndexState, KnowledgeService
 from service.mother.deps import HopsDep
 from service.principal import SCOPE_INDEX, SCOPE_SCRY, Principal
 
-router = APIRouter(tags=["knowledge"])
+router = api_router(tags=["knowledge"])
 
 ScryCaller = Annotated[Principal, Depends(require_scope(SCOPE_SCRY))]
 IndexCaller = Annotated[Principal, Depends(require_scope(SCOPE_INDEX))]

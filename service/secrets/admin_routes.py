@@ -11,12 +11,13 @@ import asyncio
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from service import __version__
 from service.auth import ResourcesDep, require_scope
 from service.errors import BadRequest, PayloadTooLarge, error_responses
+from service.http.routers import api_router
 from service.principal import SCOPE_ADMIN, Principal
 from service.resources import Resources
 from service.secrets.broker import NAME_RULE, SecretsBroker, iso_time
@@ -30,7 +31,7 @@ PROTOCOL_VERSION = 1
 _ADMIN = require_scope(SCOPE_ADMIN)
 AdminCaller = Annotated[Principal, Depends(_ADMIN)]
 
-router = APIRouter(
+router = api_router(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(_ADMIN)],

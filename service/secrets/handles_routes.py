@@ -10,16 +10,17 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from fastapi import APIRouter, Response
+from fastapi import Response
 from pydantic import BaseModel, Field
 
 from service.errors import BadRequest, error_responses
+from service.http.routers import api_router
 from service.secrets.broker import Resolution
 from service.secrets.deps import BrokerDep, SecretsCaller
 from service.secrets.handles import HandleRecord, handle_id_of
 
 # Each route takes SecretsCaller (the `secrets` scope) itself, as in secrets/routes.py.
-router = APIRouter(tags=["secret handles"], responses=error_responses(401, 403))
+router = api_router(tags=["secret handles"], responses=error_responses(401, 403))
 
 MAX_RESOLVE = 256
 

@@ -4,16 +4,16 @@ sets it on every answer)."""
 
 from __future__ import annotations
 
-from fastapi import APIRouter
 from pydantic import BaseModel, Field
 
 from service.errors import NotFound, error_responses
+from service.http.routers import api_router
 from service.secrets.cache import DEFAULT_TTL_SECS
 from service.secrets.deps import BrokerDep, SecretsCaller
 
 # Each route takes SecretsCaller (the `secrets` scope) itself: a router-level twin of that
 # dependency would be solved a second time on every request.
-router = APIRouter(tags=["secrets"], responses=error_responses(401, 403))
+router = api_router(tags=["secrets"], responses=error_responses(401, 403))
 
 
 class SecretNames(BaseModel):
