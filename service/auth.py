@@ -8,7 +8,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
@@ -56,6 +57,23 @@ class Authenticate(SecurityBase):
         if self.scope is not None and not principal.has(self.scope):
             raise Forbidden(f"caller lacks the '{self.scope}' scope")
         return principal
+
+
+T = TypeVar("T")
+
+
+class CallerWith(Authenticate, Generic[T]):
+    """Authenticate (demanding `scope`) and hand the route, with its caller, what it calls,
+    as one dependency: `build(caller, resources)`. A route that needs its caller and a
+    domain service would otherwise take two, and FastAPI solves each anew on every request
+    (about 10 us apiece here, bench/core)."""
+
+    def __init__(self, scope: str, build: Callable[[Principal, Resources], T]) -> None:
+        super().__init__(scope)
+        self.build = build
+
+    async def __call__(self, request: Request) -> T:  # type: ignore[override]
+        return self.build(await super().__call__(request), resources_of(request))
 
 
 def authenticate(request: Request) -> Principal:

@@ -60,6 +60,7 @@ class HardeningMiddleware:
         self._id_prefix = resources.boot_id[:12]
         # Labelled metric children, cached: `.labels()` is a measurable share of a request.
         self._observers: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+        self._in_flight: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -82,7 +83,9 @@ class HardeningMiddleware:
                 message = {**message, "headers": headers}
             await send(message)
 
-        in_flight = self.metrics.in_flight.labels(transport)
+        in_flight = self._in_flight.get(transport)
+        if in_flight is None:
+            in_flight = self._in_flight[transport] = self.metrics.in_flight.labels(transport)
         in_flight.inc()
         route = "unmatched"
         try:

@@ -16,10 +16,10 @@ from pydantic import BaseModel, Field
 from service.errors import BadRequest, error_responses
 from service.http.routers import api_router
 from service.secrets.broker import Resolution
-from service.secrets.deps import BrokerDep, SecretsCaller
+from service.secrets.deps import SecretsAccess
 from service.secrets.handles import HandleRecord, handle_id_of
 
-# Each route takes SecretsCaller (the `secrets` scope) itself, as in secrets/routes.py.
+# Each route takes SecretsAccess (the `secrets` scope) itself, as in secrets/routes.py.
 router = api_router(tags=["secret handles"], responses=error_responses(401, 403))
 
 MAX_RESOLVE = 256
@@ -112,17 +112,17 @@ def _resolved(resolutions: list[Resolution]) -> ResolveResponse:
     status_code=201,
     responses=error_responses(400, 404, 503),
 )
-async def mint_handle(body: MintRequest, caller: SecretsCaller, broker: BrokerDep) -> HandleInfo:
+async def mint_handle(body: MintRequest, call: SecretsAccess) -> HandleInfo:
     """Mint an opaque handle for a secret the caller may read. The handle is bound to the
     caller: nobody else can resolve it. Give it to an agent instead of the value."""
-    record = broker.mint_handle(caller, body.name, ttl_secs=body.ttl_secs, uses=body.uses)
+    record = call.broker.mint_handle(call.caller, body.name, ttl_secs=body.ttl_secs, uses=body.uses)
     return _info(record)
 
 
 @router.get("/secrets/handles", operation_id="secrets_handle_list")
-async def list_handles(caller: SecretsCaller, broker: BrokerDep) -> HandleList:
+async def list_handles(call: SecretsAccess) -> HandleList:
     """The caller's live handles and the names they stand for (never values)."""
-    return HandleList(handles=[_info(r) for r in broker.handles_of(caller)])
+    return HandleList(handles=[_info(r) for r in call.broker.handles_of(call.caller)])
 
 
 @router.post(
@@ -130,13 +130,11 @@ async def list_handles(caller: SecretsCaller, broker: BrokerDep) -> HandleList:
     operation_id="secrets_handle_resolve",
     responses=error_responses(400, 404, 422, 503),
 )
-async def resolve_handles(
-    body: ResolveRequest, caller: SecretsCaller, broker: BrokerDep
-) -> ResolveResponse:
+async def resolve_handles(body: ResolveRequest, call: SecretsAccess) -> ResolveResponse:
     """Values of the caller's own handles, one use of each spent. 403 for a handle another
     caller minted, 404 for an unknown, expired or used-up one; all or nothing. Each value is
     read through the broker again, so the allowlist and the audit log apply now."""
-    resolved = broker.resolve_handles(caller, _handle_ids(body.handles))
+    resolved = call.broker.resolve_handles(call.caller, _handle_ids(body.handles))
     return _resolved([Resolution(record.handle, record.name, value) for record, value in resolved])
 
 
@@ -145,9 +143,7 @@ async def resolve_handles(
     operation_id="secrets_resolve",
     responses=error_responses(400, 404, 422, 503),
 )
-async def resolve_references(
-    body: ReferencesRequest, caller: SecretsCaller, broker: BrokerDep
-) -> ResolveResponse:
+async def resolve_references(body: ReferencesRequest, call: SecretsAccess) -> ResolveResponse:
     """Every reference of one `patina secrets run` in one request: the values of the
     caller's handles (one use of each spent), then of the named secrets, in the order
     asked. A named secret comes with a handle of the caller's (a live unlimited one, or a
@@ -155,7 +151,9 @@ async def resolve_references(
     answers as reading each secret and resolving each handle."""
     if not body.handles and not body.names:
         raise BadRequest("nothing to resolve: give handles, names or both")
-    return _resolved(broker.resolve(caller, handle_ids=_handle_ids(body.handles), names=body.names))
+    return _resolved(
+        call.broker.resolve(call.caller, handle_ids=_handle_ids(body.handles), names=body.names)
+    )
 
 
 @router.delete(
@@ -164,10 +162,10 @@ async def resolve_references(
     status_code=204,
     responses=error_responses(400, 404),
 )
-async def revoke_handle(handle_id: str, caller: SecretsCaller, broker: BrokerDep) -> Response:
+async def revoke_handle(handle_id: str, call: SecretsAccess) -> Response:
     """Revoke one of the caller's handles now (the id is the hex inside `<secret:…>`)."""
     parsed = handle_id_of(handle_id)
     if parsed is None:
         raise BadRequest("not a handle id")
-    broker.revoke_handle(caller, parsed)
+    call.broker.revoke_handle(call.caller, parsed)
     return Response(status_code=204)
