@@ -212,27 +212,7 @@ class SecretsBroker:
             if not valid_name(name):
                 self.reject_push(f"secret #{index + 1} has an invalid name", principal=principal)
                 raise BadRequest(f"secret #{index + 1}: {NAME_RULE}")
-        compiled = CompiledValues.of(
-            {name: v.encode() if isinstance(v, str) else bytes(v) for name, v in mapping.items()}
-        )
-        with self._swap_lock:
-            snapshot = self.store.replace(mapping)
-            self.answers.install(compiled)
-        self.metrics.pushes.labels("ok").inc()
-        self.metrics.loaded.set(len(snapshot))
-        self._audit(
-            "push",
-            principal,
-            outcome="ok",
-            generation=snapshot.generation,
-            count=len(snapshot),
-            latency_us=_micros(started),
-        )
-        log.info(
-            "secrets replaced",
-            extra={"fields": {"generation": snapshot.generation, "count": len(snapshot)}},
-        )
-        return snapshot
+        return self._swap_in(mapping, event="push", principal=principal, started=started)
 
     def reject_push(self, reason: str, *, principal: Principal | None = None) -> None:
         """Count and audit a refused push; the live set is untouched. `reason` must not
@@ -249,20 +229,31 @@ class SecretsBroker:
 
     def clear(self, *, principal: Principal | None = None) -> Snapshot:
         """Drop every secret (wiped once in-flight reads finish)."""
-        started = time.perf_counter()
-        with self._swap_lock:
-            snapshot = self.store.clear()
-            self.answers.install(CompiledValues.of({}))
-        self.metrics.pushes.labels("cleared").inc()
-        self.metrics.loaded.set(0)
-        self._audit(
-            "clear",
-            principal,
-            outcome="ok",
-            generation=snapshot.generation,
-            latency_us=_micros(started),
+        return self._swap_in({}, event="clear", principal=principal, started=time.perf_counter())
+
+    def _swap_in(
+        self,
+        mapping: Mapping[str, str | bytes],
+        *,
+        event: str,
+        principal: Principal | None,
+        started: float,
+    ) -> Snapshot:
+        """Compile the set for answer scrubbing, then swap it in together with the store
+        (so the two always describe the same set); count, audit and log the change."""
+        compiled = CompiledValues.of(
+            {name: v.encode() if isinstance(v, str) else bytes(v) for name, v in mapping.items()}
         )
-        log.info("secrets cleared", extra={"fields": {"generation": snapshot.generation}})
+        with self._swap_lock:
+            snapshot = self.store.replace(mapping)
+            self.answers.install(compiled)
+        self.metrics.pushes.labels("ok" if event == "push" else "cleared").inc()
+        self.metrics.loaded.set(len(snapshot))
+        fields = {"generation": snapshot.generation, "count": len(snapshot)}
+        self._audit(event, principal, outcome="ok", **fields, latency_us=_micros(started))
+        log.info(
+            "secrets replaced" if event == "push" else "secrets cleared", extra={"fields": fields}
+        )
         return snapshot
 
     def status(self) -> BrokerStatus:
