@@ -15,7 +15,8 @@ from prometheus_client import CollectorRegistry
 from service.errors import BadRequest, Forbidden, NotFound, ServiceBusy
 from service.principal import LOCAL_SCOPES, Principal
 from service.secrets.broker import SecretsBroker, open_broker
-from service.settings import load_settings
+from tests.secrets.helpers import broker_settings
+from tests.support.clock import HandClock
 
 pytestmark = pytest.mark.anyio
 
@@ -27,34 +28,15 @@ VALUE = "tw-broker-unit-1f4e9a"
 OTHER_VALUE = "tw-broker-unit-other-77c0"
 
 
-class Clock:
-    def __init__(self) -> None:
-        self.now = 5000.0
-
-    def __call__(self) -> float:
-        return self.now
+@pytest.fixture
+def clock() -> HandClock:
+    return HandClock()
 
 
 @pytest.fixture
-def clock() -> Clock:
-    return Clock()
-
-
-@pytest.fixture
-async def broker(tmp_path: Path, clock: Clock) -> AsyncIterator[SecretsBroker]:
-    consumers = tmp_path / "consumers.toml"
-    consumers.write_text(
-        f'[[consumers]]\nuid = {READER_UID}\nscopes = ["read", "list"]\nallow = ["API_*"]\n'
-    )
-    settings = load_settings(
-        home=tmp_path / "home",
-        knowledge={"enabled": False},
-        secrets={
-            "consumers_file": consumers,
-            "disable_core_dumps": False,
-            "handle_max_per_caller": 3,
-        },
-    )
+async def broker(tmp_path: Path, clock: HandClock) -> AsyncIterator[SecretsBroker]:
+    consumers = f'[[consumers]]\nuid = {READER_UID}\nscopes = ["read", "list"]\nallow = ["API_*"]\n'
+    settings = broker_settings(tmp_path, consumers, handle_max_per_caller=3)
     async with open_broker(settings, registry=CollectorRegistry(), clock=clock) as opened:
         opened.replace({"API_TOKEN": VALUE, "DB_PASS": OTHER_VALUE})
         yield opened
@@ -117,7 +99,9 @@ async def test_every_event_about_a_caller_has_one_shape(broker: SecretsBroker) -
     assert "cached-value-1" not in text
 
 
-async def test_handles_are_minted_only_for_readable_loaded_names(broker: SecretsBroker) -> None:
+async def test_handles_are_minted_only_for_readable_loaded_names(
+    broker: SecretsBroker, clock: HandClock
+) -> None:
     with pytest.raises(Forbidden):
         broker.mint_handle(READER, "DB_PASS", ttl_secs=None, uses=None)
     with pytest.raises(NotFound):
@@ -125,13 +109,13 @@ async def test_handles_are_minted_only_for_readable_loaded_names(broker: Secrets
     with pytest.raises(BadRequest):
         broker.mint_handle(READER, "no spaces", ttl_secs=None, uses=None)
     record = broker.mint_handle(READER, "API_TOKEN", ttl_secs=10**9, uses=2)
-    assert record.expires_at == 5000.0 + broker.handles.max_ttl_secs  # capped
+    assert record.expires_at == clock.now + broker.handles.max_ttl_secs  # capped
     outcomes = [e["outcome"] for e in events(broker) if e["event"] == "handle_mint"]
     assert outcomes == ["deny", "not_found", "invalid", "allow"]
 
 
 async def test_a_handle_resolves_for_its_owner_until_spent_or_expired(
-    broker: SecretsBroker, clock: Clock
+    broker: SecretsBroker, clock: HandClock
 ) -> None:
     once = broker.mint_handle(OWNER, "API_TOKEN", ttl_secs=30, uses=1)
     with pytest.raises(Forbidden):
