@@ -26,6 +26,7 @@ from service.cli.common import (
 )
 from service.client import open_client, response_error
 from service.fileio import write_private
+from service.secret_names import NAME_PATTERN
 from service.secrets.redact import scrub_fd
 from service.secrets.run import (
     Reference,
@@ -144,7 +145,7 @@ def init(
 
 @secrets_app.command("add")
 def add(
-    name: Annotated[str, typer.Argument(help="Secret name, ^[A-Za-z0-9_]{1,128}$.")],
+    name: Annotated[str, typer.Argument(help=f"Secret name, ^{NAME_PATTERN}$.")],
     extra: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
     stdin: Annotated[
         bool, typer.Option("--stdin", help="Read the value from stdin (one newline stripped).")

@@ -20,9 +20,10 @@ from service.errors import BadRequest, PayloadTooLarge, error_responses
 from service.http.routers import api_router
 from service.principal import SCOPE_ADMIN, Principal
 from service.resources import Resources
-from service.secrets.broker import NAME_RULE, SecretsBroker, iso_time
+from service.secret_names import NAME_RULE, valid_name
+from service.secrets.broker import SecretsBroker, iso_time
 from service.secrets.deps import BrokerDep
-from service.secrets.store import Snapshot, valid_name
+from service.secrets.store import Snapshot
 
 # Bumped when the sidecar <-> service contract changes incompatibly.
 PROTOCOL_VERSION = 1

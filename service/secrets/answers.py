@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from service.principal import Principal
+from service.secret_names import NAME_PATTERN
 from service.secrets.redact import Scrubber
 
 REDACTED = "[REDACTED]"
@@ -49,7 +50,8 @@ class CompiledValues:
         nonce = secrets.token_hex(12)
         marker = f"\x00{nonce}:".encode()
         scrubber = Scrubber({marker + name.encode() + b"\x00": v for name, v in values.items()})
-        return cls(scrubber, marker, re.compile(re.escape(marker) + rb"([A-Za-z0-9_]+)\x00"))
+        name = f"({NAME_PATTERN})".encode()
+        return cls(scrubber, marker, re.compile(re.escape(marker) + name + b"\x00"))
 
 
 class AnswerScrubber:

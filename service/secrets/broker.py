@@ -22,6 +22,7 @@ from prometheus_client import CollectorRegistry
 
 from service.errors import BadRequest, Forbidden, NotFound, StartupError
 from service.principal import Principal
+from service.secret_names import NAME_RULE, valid_name
 from service.secrets.answers import AnswerScrubber, CompiledValues
 from service.secrets.audit import AuditLog
 from service.secrets.cache import SessionCache
@@ -30,12 +31,10 @@ from service.secrets.handles import HandleRecord, HandleStore
 from service.secrets.metrics import SecretsMetrics
 from service.secrets.policy import VERB_CACHE, VERB_LIST, PolicyError
 from service.secrets.policy_watch import PolicyHolder
-from service.secrets.store import SecretStore, Snapshot, valid_name
+from service.secrets.store import SecretStore, Snapshot
 from service.settings import Settings
 
 log = logging.getLogger("patina.secrets")
-
-NAME_RULE = "names must match ^[A-Za-z0-9_]{1,128}$"
 
 
 @dataclass(frozen=True)

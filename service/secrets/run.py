@@ -28,10 +28,11 @@ from typing import IO, Any, Protocol
 import httpx
 
 from service.client import response_error
+from service.secret_names import NAME_PATTERN, valid_name
 from service.secrets.redact import MIN_VALUE_LEN, Scrubber, grow_pipe, scrub_fd, write_all
-from service.secrets.vault import IDENTITY_ENV, NAME_RE, Vault, VaultError
+from service.secrets.vault import IDENTITY_ENV, Vault, VaultError
 
-REFERENCE_RE = re.compile(r"<secret:([0-9a-f]{32})>|\$\{secret:([A-Za-z0-9_]{1,128})\}")
+REFERENCE_RE = re.compile(rf"<secret:([0-9a-f]{{32}})>|\$\{{secret:({NAME_PATTERN})\}}")
 # Signals passed on to the child. SIGINT and SIGQUIT from a terminal already reach the
 # whole foreground process group, so they are forwarded only when stdin is not a tty.
 FORWARDED_SIGNALS = (
@@ -90,7 +91,7 @@ def parse_reference(text: str) -> Reference:
     if match:
         handle, name = match.groups()
         return Reference("handle", handle) if handle else Reference("name", name)
-    if NAME_RE.fullmatch(text):
+    if valid_name(text):
         return Reference("name", text)
     # The text is not echoed: it may be a value typed by mistake.
     raise RunError("expected a secret name, ${secret:NAME} or a <secret:…> handle")

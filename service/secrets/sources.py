@@ -22,8 +22,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from service.fileio import file_identity
+from service.secret_names import NAME_RULE, valid_name
 from service.secrets.dotenv import parse_dotenv
-from service.secrets.store import valid_name
 
 KINDS = ("age", "dotenv", "dir")
 K8S_DATA = "..data"
@@ -141,9 +141,7 @@ class SidecarSource:
             if name.startswith(".") or path.is_dir():
                 continue
             if not valid_name(name):
-                raise SourceError(
-                    f"{self}: file {name!r} is not a valid secret name ([A-Za-z0-9_]{{1,128}})"
-                )
+                raise SourceError(f"{self}: file {name!r} is not a valid secret name ({NAME_RULE})")
             try:
                 values[name] = path.read_bytes().decode("utf-8")
             except UnicodeDecodeError:

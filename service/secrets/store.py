@@ -12,18 +12,10 @@ gets them; the str objects a JSON body was parsed into are the caller's to drop.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-
-NAME_RE = re.compile(r"[A-Za-z0-9_]{1,128}")
-
-
-def valid_name(name: str) -> bool:
-    """True when `name` is a legal secret name (`^[A-Za-z0-9_]{1,128}$`)."""
-    return NAME_RE.fullmatch(name) is not None
 
 
 def wipe(buffer: bytearray) -> None:
