@@ -57,8 +57,8 @@ def sidecar_check(argv: list[str]) -> int:
     parser.add_argument("--admin-socket", type=Path, required=True)
     args = parser.parse_args(argv)
     # Only the sidecar's own modules: a fraction of a second to import.
-    from service.secrets.sidecar import check
-    from service.secrets.sources import SidecarSource
+    from service.agent.sidecar import check
+    from service.agent.sources import SidecarSource
 
     try:
         summary = check(SidecarSource.parse(args.source, identity=args.identity), args.admin_socket)

@@ -17,18 +17,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from service.cli.common import (
-    ConfigOption,
-    TargetOptions,
-    fail,
-    settings_or_exit,
-    with_target_options,
-)
-from service.client import open_client, response_error
-from service.fileio import write_private
-from service.secret_names import NAME_PATTERN
-from service.secrets.redact import scrub_fd
-from service.secrets.run import (
+from service.agent.run import (
     Reference,
     RunError,
     SecretSource,
@@ -39,8 +28,8 @@ from service.secrets.run import (
     run_scrubbed,
     scrubber_for,
 )
-from service.secrets.ssh import ssh_invocation
-from service.secrets.vault import (
+from service.agent.ssh import ssh_invocation
+from service.agent.vault import (
     IDENTITY_ENV,
     Vault,
     VaultError,
@@ -52,6 +41,17 @@ from service.secrets.vault import (
     parse_identities,
     validate_name,
 )
+from service.cli.common import (
+    ConfigOption,
+    TargetOptions,
+    fail,
+    settings_or_exit,
+    with_target_options,
+)
+from service.client import open_client, response_error
+from service.fileio import write_private
+from service.redaction.scrubber import scrub_fd
+from service.secret_names import NAME_PATTERN
 from service.settings import Settings
 
 secrets_app = typer.Typer(
@@ -211,7 +211,7 @@ def remove(
 @recipients_app.command("list")
 def recipients_list(config: ConfigOption = None, vault: VaultOption = None) -> None:
     """Public keys the vault is encrypted to."""
-    from service.secrets.vault import read_recipients
+    from service.agent.vault import read_recipients
 
     with _vault_errors():
         keys = read_recipients(_vault_path(_settings(config), vault))

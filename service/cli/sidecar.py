@@ -18,10 +18,10 @@ from typing import Annotated
 import httpx
 import typer
 
+from service.agent.sidecar import PushError, Sidecar, check, push_once
+from service.agent.sources import SidecarSource, SourceError
 from service.cli.common import ConfigOption, fail, settings_or_exit
 from service.logs import configure_logging
-from service.secrets.sidecar import PushError, Sidecar, check, push_once
-from service.secrets.sources import SidecarSource, SourceError
 
 
 def register(app: typer.Typer) -> None:

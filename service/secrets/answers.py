@@ -24,8 +24,8 @@ from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 
 from service.principal import Principal
+from service.redaction.scrubber import Scrubber
 from service.secret_names import NAME_PATTERN
-from service.secrets.redact import Scrubber
 
 REDACTED = "[REDACTED]"
 _SEPARATOR = b"\n"

@@ -123,3 +123,21 @@ def test_the_cycle_finder_sees_a_cycle_through_a_lazy_import(tmp_path: Path) -> 
 def test_principal_imports_nothing_of_the_package() -> None:
     # Every layer names its caller with it; it must not drag any of them in.
     assert import_graph()["service.principal"] <= {"service"}
+
+
+def reachable(graph: dict[str, set[str]], start: str) -> set[str]:
+    """Every module `start` imports, directly or not."""
+    seen, todo = {start}, [start]
+    while todo:
+        for nxt in graph[todo.pop()] - seen:
+            seen.add(nxt)
+            todo.append(nxt)
+    return seen
+
+
+def test_the_server_imports_nothing_of_the_agent_package() -> None:
+    # The vault, the sidecar and `secrets run` run beside the agent, never in the server.
+    served = reachable(import_graph(), "service.transport.runner")
+    assert "service.bootstrap" in served
+    for package in ("service.agent", "service.cli"):
+        assert sorted(m for m in served if m.split(".")[:2] == package.split(".")) == []

@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from service.agent.dotenv import parse_dotenv
 from service.secrets.cache import SessionCache
-from service.secrets.dotenv import parse_dotenv
 from service.secrets.store import SecretStore
 from tests.secrets.helpers import TRIPWIRE
 

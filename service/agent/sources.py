@@ -21,9 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
+from service.agent.dotenv import parse_dotenv
 from service.fileio import file_identity
 from service.secret_names import NAME_RULE, valid_name
-from service.secrets.dotenv import parse_dotenv
 
 KINDS = ("age", "dotenv", "dir")
 K8S_DATA = "..data"
@@ -102,7 +102,7 @@ class SidecarSource:
 
     def _load_age(self) -> dict[str, str]:
         # The vault module (age via pyrage, dotenv inside) is shared with `patina secrets`.
-        from service.secrets.vault import VaultError, read_vault
+        from service.agent.vault import VaultError, read_vault
 
         assert self.identity is not None
         if not self.identity.is_file():

@@ -22,9 +22,9 @@ from typing import Any
 import pyrage
 from pyrage import x25519
 
+from service.agent.dotenv import parse_dotenv
 from service.fileio import read_private, write_private
 from service.secret_names import NAME_RULE, valid_name
-from service.secrets.dotenv import parse_dotenv
 
 IDENTITY_ENV = "PATINA_IDENTITY"
 # File name of the identity in a secrets mount (/run/secrets or PATINA_SECRETS_DIR).

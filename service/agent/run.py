@@ -27,10 +27,10 @@ from typing import IO, Any, Protocol
 
 import httpx
 
+from service.agent.vault import IDENTITY_ENV, Vault, VaultError
 from service.client import response_error
+from service.redaction.scrubber import MIN_VALUE_LEN, Scrubber, grow_pipe, scrub_fd, write_all
 from service.secret_names import NAME_PATTERN, valid_name
-from service.secrets.redact import MIN_VALUE_LEN, Scrubber, grow_pipe, scrub_fd, write_all
-from service.secrets.vault import IDENTITY_ENV, Vault, VaultError
 
 REFERENCE_RE = re.compile(rf"<secret:([0-9a-f]{{32}})>|\$\{{secret:({NAME_PATTERN})\}}")
 # Signals passed on to the child. SIGINT and SIGQUIT from a terminal already reach the

@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
+from service.agent.sources import ChangeStamp, SidecarSource, SourceError
 from service.client import CLIENT_LIMITS, response_error
-from service.secrets.sources import ChangeStamp, SidecarSource, SourceError
 
 log = logging.getLogger("patina.sidecar")
 

@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from service.secrets.redact_engines import Buffer, Finder, build_engine
+from service.redaction.engines import Buffer, Finder, build_engine
 
 # Values shorter than this are not scrubbed: a 1–3 byte "secret" would match everywhere.
 MIN_VALUE_LEN = 4
