@@ -43,10 +43,9 @@ class CacheLocked(BaseModel):
     status: str = "locked"
 
 
-# Routes are tried in this order, the reads (called most) early: each route tried before
-# the one that matches costs about 1 us. GET /secrets/cache (and, in the handles router
-# before this one, GET /secrets/handles) must precede /secrets/{name}, or `cache` would be
-# taken for a secret name.
+# The apps try the reads early (app.CALLED_MOST); GET /secrets/cache (and the handles
+# router's GET /secrets/handles) before /secrets/{name}, or `cache` would be taken for a
+# secret name.
 
 
 @router.get(
