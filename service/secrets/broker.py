@@ -192,7 +192,7 @@ class SecretsBroker:
         *,
         generation: int | None = None,
     ) -> None:
-        self.metrics.reads.labels(decision).inc()
+        self.metrics.read_decisions[decision].inc()
         fields: dict[str, Any] = {"name": name, "outcome": decision, "via": via}
         if generation is not None:
             fields["generation"] = generation
