@@ -173,9 +173,7 @@ class SecretsBroker:
         if not self.policy.current.may_read(principal, name):
             self._read_outcome(principal, name, "deny", started, via)
             raise Forbidden(f"secret {name} is not in the caller's allowlist")
-        with self.store.reading() as snapshot:
-            value = snapshot.get(name)
-            generation = snapshot.generation
+        value, generation = self.store.value_of(name)
         if value is None:
             self._read_outcome(principal, name, "not_found", started, via)
             raise NotFound(f"secret {name} is not loaded")

@@ -30,6 +30,7 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
@@ -68,7 +69,7 @@ class Consumer:
         return self.token is not None or self.subject is not None
 
     def allows(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allow)
+        return "*" in self.allow or any(fnmatch.fnmatchcase(name, p) for p in self.allow)
 
 
 _NOBODY = Consumer(label="default", scopes=frozenset({VERB_CACHE}), allow=())
@@ -93,8 +94,13 @@ class Policy:
             and principal.transport == "uds"
             and principal.uid == self.owner_uid
         ):
-            return Consumer(label="owner", scopes=VERBS, allow=("*",), uid=self.owner_uid)
+            return self._owner
         return _NOBODY
+
+    @cached_property
+    def _owner(self) -> Consumer:
+        # Built once per policy: the owner's reads ask for it on every request.
+        return Consumer(label="owner", scopes=VERBS, allow=("*",), uid=self.owner_uid)
 
     def may(self, principal: Principal, verb: str) -> bool:
         return verb in self.consumer_for(principal).scopes

@@ -31,6 +31,19 @@ def test_a_held_snapshot_is_wiped_only_when_its_reader_leaves() -> None:
     assert bytes(buffer) == b"\0\0\0"
 
 
+def test_a_value_is_copied_with_its_generation_and_leaves_no_reader_behind() -> None:
+    store = SecretStore()
+    first = store.replace({"A": "one"})
+    value, generation = store.value_of("A")
+    assert (value, generation) == (b"one", first.generation)
+    assert store.value_of("B") == (None, first.generation)
+    buffer = store.current._values["A"]
+    store.clear()
+    # No read is held any more: the retired set is wiped at once.
+    assert bytes(buffer) == b"\0\0\0"
+    assert value == b"one"  # the caller's copy is its own
+
+
 def test_close_wipes_the_live_set() -> None:
     store = SecretStore()
     store.replace({"A": TRIPWIRE})
