@@ -45,7 +45,7 @@ openapi: $(VENV)/.runtime ## regenerate the committed openapi.json
 docs: $(VENV)/.runtime ## regenerate the README's settings table
 	$(BIN)/python scripts/update_readme_settings.py
 
-# Proving ground (issue 8). `fuzz`: at least 5,000 schemathesis cases over UDS, TLS and the
+# Proving ground (docs/proving.md). `fuzz`: at least 5,000 schemathesis cases over UDS, TLS and the
 # admin socket. `soak`: 50 clients x 10 Hz for SOAK_SECS (default 600) against a real service.
 FUZZ_EXAMPLES ?= 250
 SOAK_SECS ?= 600

@@ -57,11 +57,11 @@ def sidecar_check(argv: list[str]) -> int:
     parser.add_argument("--admin-socket", type=Path, required=True)
     args = parser.parse_args(argv)
     # Only the sidecar's own modules: a fraction of a second to import.
-    from service.secrets.sidecar import check
-    from service.secrets.sources import Source
+    from service.agent.sidecar import check
+    from service.agent.sources import SidecarSource
 
     try:
-        summary = check(Source.parse(args.source, identity=args.identity), args.admin_socket)
+        summary = check(SidecarSource.parse(args.source, identity=args.identity), args.admin_socket)
     except Exception as exc:  # any failure is "unhealthy"; the message names no secret
         sys.stderr.write(f"unhealthy: {type(exc).__name__}: {exc}\n")
         return 1

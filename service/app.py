@@ -7,17 +7,20 @@ FastAPI instance served only on the admin socket, so its routes do not exist any
 
 from __future__ import annotations
 
+from typing import Any
+
 from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
+from starlette.routing import BaseRoute
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import NAME, __version__
-from service.errors import error_responses
 from service.http import core_routes
 from service.http.error_handlers import http_exception_handler, validation_exception_handler
 from service.http.hardening import HardeningMiddleware
+from service.http.wire import error_body, json_headers, with_security_headers
 from service.knowledge import routes as knowledge_routes
 from service.resources import Resources
 from service.secrets import admin_routes as secrets_admin_routes
@@ -37,8 +40,35 @@ def _operation_id(route: APIRoute) -> str:
     return route.name
 
 
-def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> FastAPI:
+# Routes are tried one by one, and each one tried before the one that matches costs about
+# 1 us here (bench/core): the routes called most go first, in this order, then the rest in
+# their routers' order. `/secrets/{name}` takes any one-segment path, so the static
+# `GET /secrets/...` routes come before it (a test checks).
+CALLED_MOST = (
+    "secrets_cache_get",
+    "secrets_handle_list",
+    "secrets_read",
+    "secrets_list",
+    "secrets_resolve",
+    "secrets_handle_resolve",
+)
+
+
+def route_table(routers: list[APIRouter]) -> list[BaseRoute]:
+    """One flat table of the routers' routes, the routes called most first."""
+    rank = {operation: place for place, operation in enumerate(CALLED_MOST)}
+    routes = [route for router in routers for route in router.routes]
+    return sorted(routes, key=lambda route: rank.get(getattr(route, "operation_id", ""), len(rank)))
+
+
+def _api(*, title: str, routers: list[APIRouter]) -> FastAPI:
+    """The routes, error handlers and OpenAPI settings of an app: everything but the
+    resources it serves (so its OpenAPI document can be built without opening them)."""
     app = FastAPI(
+        # One flat route table: an included router stays nested in this FastAPI, searched
+        # router by router on every request (about 16 us per request, BENCHMARKS.md). The
+        # answers an app would give its included routers are each router's own (routers.py).
+        routes=route_table(routers),
         title=title,
         version=__version__,
         description=API_DESCRIPTION,
@@ -49,25 +79,25 @@ def _base_app(resources: Resources, *, title: str, routers: list[APIRouter]) -> 
         # No OpenTelemetry spans or metrics from FastAPI itself: our own metrics are
         # low-cardinality by rule, and spans could carry request data.
         telemetry={"tracing": False, "metrics": False, "logs": False},
-        # Answers any route can give, whatever it declares: a body that is not UTF-8 or
-        # JSON (400), the body cap (413), an unexpected failure (500).
-        responses=error_responses(400, 413, 500),
     )
-    app.state.resources = resources
     app.add_exception_handler(StarletteHTTPException, http_exception_handler)
     app.add_exception_handler(RequestValidationError, validation_exception_handler)
-    for router in routers:
-        app.include_router(router)
+    return app
+
+
+def _serving(app: FastAPI, resources: Resources, *, max_body: int) -> FastAPI:
+    app.state.resources = resources
     app.add_middleware(
-        HardeningMiddleware, resources=resources, fast_routes=core_routes.FAST_ROUTES
+        HardeningMiddleware,
+        resources=resources,
+        max_body=max_body,
+        fast_routes=core_routes.FAST_ROUTES,
     )
     return app
 
 
 def public_routers() -> list[APIRouter]:
-    """Routers of the public API, in matching order: this FastAPI tries routes one by one
-    through each included router, so the routes called most come first. `/secrets/handles`
-    must precede `/secrets/{name}`."""
+    """Routers of the public API (their routes are tried in `route_table`'s order)."""
     return [
         handles_routes.router,
         secrets_routes.router,
@@ -83,12 +113,23 @@ def admin_routers() -> list[APIRouter]:
 
 def create_app(resources: Resources) -> FastAPI:
     """The public API (public Unix socket and TLS TCP)."""
-    return _base_app(resources, title=NAME, routers=public_routers())
+    app = _api(title=NAME, routers=public_routers())
+    return _serving(app, resources, max_body=resources.settings.max_body_bytes)
 
 
 def create_admin_app(resources: Resources) -> FastAPI:
     """The admin API, served only on the admin socket."""
-    return _base_app(resources, title=f"{NAME} admin", routers=admin_routers())
+    # Its only body is a push of the whole set, capped by its own setting.
+    app = _api(title=f"{NAME} admin", routers=admin_routers())
+    return _serving(app, resources, max_body=resources.settings.secrets.max_push_bytes)
+
+
+def openapi_document(*, admin: bool = False) -> dict[str, Any]:
+    """The OpenAPI document of the public API (or the admin socket's), built from the
+    routes alone: no resources are opened."""
+    if admin:
+        return _api(title=f"{NAME} admin", routers=admin_routers()).openapi()
+    return _api(title=NAME, routers=public_routers()).openapi()
 
 
 def create_metrics_app(resources: Resources) -> ASGIApp:
@@ -99,12 +140,13 @@ def create_metrics_app(resources: Resources) -> ASGIApp:
             return
         if scope["path"] == "/metrics" and scope["method"] in ("GET", "HEAD"):
             body, content_type = resources.metrics.render()
-            status, headers = 200, [(b"content-type", content_type.encode())]
+            status = 200
+            headers = [(b"content-type", content_type.encode())]
+            headers.append((b"content-length", b"%d" % len(body)))
         else:
-            body, status = b'{"error": "not found"}', 404
-            headers = [(b"content-type", b"application/json")]
-        headers += [(b"x-content-type-options", b"nosniff"), (b"x-frame-options", b"DENY")]
-        headers.append((b"content-length", str(len(body)).encode()))
+            status, body = 404, error_body("not found")
+            headers = json_headers(body)
+        headers = with_security_headers(headers)
         await send({"type": "http.response.start", "status": status, "headers": headers})
         await send({"type": "http.response.body", "body": body})
 

@@ -8,43 +8,18 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
-from typing import Annotated
+from collections.abc import Callable
+from typing import Annotated, Generic, TypeVar
 
 from fastapi import Depends, Request
 from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
 from service.errors import Forbidden, Unauthorized
+from service.principal import ADMIN_SCOPES, LOCAL_SCOPES, Principal
 from service.resources import Resources
+from service.tokens import TokenStore
 from service.transport.connection import ConnectionInfo, connection_of
-
-# Scopes. Local socket peers are the machine's owner and hold all of the public ones;
-# `admin` exists only on the admin socket.
-SCOPE_SCRY = "scry"
-SCOPE_INDEX = "index"
-SCOPE_SECRETS = "secrets"
-SCOPE_ADMIN = "admin"
-LOCAL_SCOPES = frozenset({SCOPE_SCRY, SCOPE_INDEX, SCOPE_SECRETS})
-ADMIN_SCOPES = frozenset({SCOPE_ADMIN})
-
-
-@dataclass(frozen=True)
-class Principal:
-    """An authenticated caller. `name` is stable and safe to log and audit."""
-
-    transport: str
-    name: str
-    scopes: frozenset[str]
-    uid: int | None = None
-    gid: int | None = None
-    pid: int | None = None
-    token_name: str | None = None
-    cert_subject: str | None = None
-    extra: dict[str, str] = field(default_factory=dict, compare=False)
-
-    def has(self, scope: str) -> bool:
-        return scope in self.scopes
 
 
 async def get_resources(request: Request) -> Resources:
@@ -84,10 +59,27 @@ class Authenticate(SecurityBase):
         return principal
 
 
+T = TypeVar("T")
+
+
+class CallerWith(Authenticate, Generic[T]):
+    """Authenticate (demanding `scope`) and hand the route, with its caller, what it calls,
+    as one dependency: `build(caller, resources)`. A route that needs its caller and a
+    domain service would otherwise take two, and FastAPI solves each anew on every request
+    (about 10 us apiece here, bench/core)."""
+
+    def __init__(self, scope: str, build: Callable[[Principal, Resources], T]) -> None:
+        super().__init__(scope)
+        self.build = build
+
+    async def __call__(self, request: Request) -> T:  # type: ignore[override]
+        return self.build(await super().__call__(request), resources_of(request))
+
+
 def authenticate(request: Request) -> Principal:
     """Resolve the caller or raise 401/403. Every non-public route depends on this."""
     conn = connection_of(request.scope)
-    principal = principal_for(conn, bearer_token(request), resources_of(request))
+    principal = principal_for(conn, bearer_token(request), resources_of(request).tokens)
     request.scope["patina.principal"] = principal.name
     return principal
 
@@ -102,9 +94,10 @@ def bearer_token(request: Request) -> str | None:
     return token if scheme.lower() == "bearer" and token else None
 
 
-def principal_for(
-    conn: ConnectionInfo | None, token: str | None, resources: Resources
-) -> Principal:
+def principal_for(conn: ConnectionInfo | None, token: str | None, tokens: TokenStore) -> Principal:
+    """The caller of a connection: a socket peer by its uid, a TCP caller by its bearer
+    token (and client certificate). Raises 401 for a missing or unknown token, 403 for a
+    connection no listener vouched for."""
     if conn is None:
         # No listener tagged this request: nothing vouches for it.
         raise Forbidden("connection has no identity")
@@ -121,7 +114,7 @@ def principal_for(
         )
     if token is None:
         raise Unauthorized()
-    record = resources.tokens.verify(token)
+    record = tokens.verify(token)
     if record is None:
         raise Unauthorized()
     name = f"token:{record.name}"

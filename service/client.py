@@ -21,6 +21,7 @@ from urllib.parse import urlsplit
 
 import httpx
 
+from service.http.wire import error_message
 from service.settings import Settings
 from service.socket_peer import CheckedUnixTransport
 from service.transport.tcp import is_loopback
@@ -79,9 +80,9 @@ def resolve_target(
     if token is None:
         if is_loopback(host):
             token = _read_token_file(settings)
-        elif settings.resolved_token_file.exists():
+        elif settings.resolved_generated_token_file.exists():
             note = (
-                f"not sending the local service's token ({settings.resolved_token_file}) "
+                f"not sending the local service's token ({settings.resolved_generated_token_file}) "
                 f"to {host}: it goes only to this machine; name a token with --token-file"
             )
     return Target(url=url, token=token, ca=ca, cert=cert, key=key, insecure=insecure, note=note)
@@ -103,7 +104,7 @@ def check_url(url: str, *, insecure: bool = False) -> str:
 
 
 def _read_token_file(settings: Settings) -> str | None:
-    path = settings.resolved_token_file
+    path = settings.resolved_generated_token_file
     try:
         return path.read_text().strip() or None
     except OSError:
@@ -139,3 +140,13 @@ def open_client(target: Target, *, timeout: float = 30.0) -> httpx.Client:
         verify = ssl_context(target.ca, target.cert, target.key)
     transport = httpx.HTTPTransport(verify=verify, limits=CLIENT_LIMITS)
     return httpx.Client(base_url=target.url, headers=headers, transport=transport, timeout=timeout)
+
+
+def response_error(response: httpx.Response) -> str:
+    """What a refused request's answer says: its `{"error": ...}` message, else its text,
+    else the status's reason phrase."""
+    try:
+        message = error_message(response.json())
+    except ValueError:
+        message = None
+    return message or response.text.strip() or response.reason_phrase

@@ -1,11 +1,16 @@
-"""Files with anything sensitive: created 0600 atomically (temp, fsync, rename), and token
-files read without ever quoting their contents."""
+"""Files with anything sensitive: created 0600 atomically (temp, fsync, rename), token files
+read without ever quoting their contents, and the identity of a file that is watched for
+changes."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 from pathlib import Path
+
+# (st_dev, st_ino, st_size, st_mtime_ns): changes when the file is edited or replaced,
+# including an editor's or a ConfigMap's atomic rename.
+FileIdentity = tuple[int, int, int, int]
 
 
 def write_private(path: Path, data: bytes, *, mode: int = 0o600) -> None:
@@ -55,3 +60,13 @@ def read_one_token(path: Path, *, label: str) -> str:
     if not value or any(c.isspace() for c in value):
         raise TokenFileError(f"{label} {path} must hold one token")
     return value
+
+
+def file_identity(path: Path) -> FileIdentity | None:
+    """Which file is at `path` and which version of it, from metadata only; None when
+    nothing is there (or it cannot be stat'ed)."""
+    try:
+        st = os.stat(path)
+    except OSError:
+        return None
+    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)

@@ -1,29 +1,29 @@
-"""Everything the listeners share: settings, metrics, the execution gate, tokens, and the
-domain services. One instance per process (or per test), held on `app.state.resources`.
+"""What every listener of one running service shares: settings, metrics, tokens, the query
+runner and the opened domains. One instance per process (or per test), held on
+`app.state.resources`.
 
-uvicorn runs an app's lifespan on only one of several servers, so shared resources are
-opened here, by the runner (or a test fixture), and not in a lifespan.
+It is a frozen value: `bootstrap.open_resources` opens every domain, wires the hooks and
+builds it; nothing is added or swapped afterwards. uvicorn runs an app's lifespan on only
+one of several servers, so it is opened by the runner (or a test), not in a lifespan.
 """
 
 from __future__ import annotations
 
 import logging
 import time
-import uuid
-from collections.abc import AsyncIterator, Callable
-from contextlib import AsyncExitStack, asynccontextmanager
+from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from service.bounding import Bounded
-from service.metrics import Metrics
-from service.settings import Settings
-from service.tokens import TokenStore
-
 if TYPE_CHECKING:
+    from service.knowledge.scry import Scry
     from service.knowledge.service import KnowledgeService
+    from service.metrics import Metrics
     from service.mother.federation import Federation
+    from service.query_runner import QueryRunner
     from service.secrets.broker import SecretsBroker
-    from service.secrets.handles import HandleStore
+    from service.settings import Settings
+    from service.tokens import TokenStore
     from service.transport.connection import ConnectionInfo
 
 log = logging.getLogger("patina")
@@ -31,29 +31,24 @@ log = logging.getLogger("patina")
 PeerRejectedHook = Callable[["ConnectionInfo", str], None]
 
 
+@dataclass(frozen=True, eq=False)
 class Resources:
-    """Shared state of one running service."""
+    """Shared state of one running service; see bootstrap.open_resources."""
 
-    def __init__(self, settings: Settings, *, tokens: TokenStore | None = None) -> None:
-        self.settings = settings
-        self.started_at = time.monotonic()
-        self.boot_id = uuid.uuid4().hex
-        self.metrics = Metrics()
-        self.tokens = tokens or TokenStore()
-        self.bounded = Bounded(
-            slots=settings.max_concurrent_queries,
-            default_timeout=settings.query_timeout_ms / 1000,
-            on_reject=lambda reason: self.metrics.http.rejected.labels(reason).inc(),
-        )
-        # Called when a socket peer is refused (the secrets audit log listens here).
-        self.peer_rejected_hooks: list[PeerRejectedHook] = []
-        self.knowledge: KnowledgeService | None = None  # opened by _open_domains
-        self.secrets: SecretsBroker | None = None  # opened by _open_domains
-        self.handles: HandleStore | None = None  # opaque secret handles, with the broker
-        self.mothers: Federation | None = None  # federated scry clients, by _open_domains
-        # Called on SIGHUP (the secrets policy reloads here).
-        self.sighup_hooks: list[Callable[[], None]] = []
-        self.exit_stack = AsyncExitStack()
+    settings: Settings
+    metrics: Metrics
+    tokens: TokenStore
+    queries: QueryRunner
+    broker: SecretsBroker
+    federation: Federation
+    scry: Scry
+    knowledge: KnowledgeService | None
+    boot_id: str
+    started_at: float = field(default_factory=time.monotonic)
+    # Called when a listener refuses a socket peer (the secrets audit log listens here).
+    peer_rejected_hooks: tuple[PeerRejectedHook, ...] = ()
+    # Called on SIGHUP (the secrets policy reloads here).
+    sighup_hooks: tuple[Callable[[], None], ...] = ()
 
     @property
     def uptime_secs(self) -> float:
@@ -67,40 +62,3 @@ class Resources:
         log.info("SIGHUP: reloading")
         for hook in self.sighup_hooks:
             hook()
-
-    async def close(self) -> None:
-        await self.exit_stack.aclose()
-        self.bounded.close()
-
-
-@asynccontextmanager
-async def open_resources(
-    settings: Settings, *, tokens: TokenStore | None = None
-) -> AsyncIterator[Resources]:
-    """Open the shared resources and every enabled domain; close them all on exit."""
-    resources = Resources(settings, tokens=tokens)
-    try:
-        await _open_domains(resources)
-        yield resources
-    finally:
-        await resources.close()
-
-
-async def _open_domains(resources: Resources) -> None:
-    # Each domain registers its own cleanup on resources.exit_stack.
-    if resources.settings.knowledge.enabled:
-        from service.knowledge.service import open_knowledge
-
-        resources.knowledge = await open_knowledge(resources)
-    from service.secrets.broker import open_broker
-
-    resources.secrets = await open_broker(resources.settings, resources.metrics.registry)
-    resources.exit_stack.push_async_callback(resources.secrets.close)
-    resources.peer_rejected_hooks.append(resources.secrets.peer_rejected)
-    resources.sighup_hooks.append(resources.secrets.reload_policy)
-    from service.secrets.handles import open_handles
-
-    resources.handles = open_handles(resources.settings)
-    from service.mother.federation import open_federation
-
-    resources.mothers = await open_federation(resources)

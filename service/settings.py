@@ -99,7 +99,9 @@ class Settings(BaseSettings):
     insecure: bool = Field(False, description="Allow plain TCP, on loopback only.")
     serve_token: SecretStr | None = Field(None, description="Bearer token (PATINA_SERVE_TOKEN).")
     tokens_file: Path | None = Field(None, description="Named, hashed tokens with scopes (TOML).")
-    token_file: Path | None = Field(None, description="Generated token file (run_dir/serve.token).")
+    generated_token_file: Path | None = Field(
+        None, description="Where a token generated at start goes (run_dir/serve.token)."
+    )
 
     metrics_listen: HostPort | None = Field(None, description="Plain port serving /metrics only.")
 
@@ -169,8 +171,8 @@ class Settings(BaseSettings):
         return self.admin_socket_path or self.resolved_run_dir / "admin.sock"
 
     @property
-    def resolved_token_file(self) -> Path:
-        return self.token_file or self.resolved_run_dir / "serve.token"
+    def resolved_generated_token_file(self) -> Path:
+        return self.generated_token_file or self.resolved_run_dir / "serve.token"
 
     @property
     def peer_uids(self) -> frozenset[int]:

@@ -119,7 +119,7 @@ def build_token_store(settings: Settings) -> TokenStore:
         except (OSError, ValueError) as exc:
             raise StartupError(f"cannot load tokens file: {exc}") from None
     if settings.tcp is not None and len(store) == 0:
-        path = settings.resolved_token_file
+        path = settings.resolved_generated_token_file
         token = generate_token_file(path)
         store.add(TokenRecord("generated", digest(token), DEFAULT_TOKEN_SCOPES))
         log.warning("generated a bearer token for TCP callers; it is in %s", path)

@@ -29,9 +29,9 @@ import tempfile
 import time
 from pathlib import Path
 
-from service.secrets.redact import Scrubber, scrub_fd
-from service.secrets.redact_engines import available_engines
-from service.secrets.vault import init_vault, write_vault
+from service.agent.vault import init_vault, write_vault
+from service.redaction.engines import available_engines
+from service.redaction.scrubber import Scrubber, scrub_fd
 
 PATINA = str(Path(sys.executable).with_name("patina"))
 WORDS = tuple(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any
+from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
 import httpx
 import typer
@@ -26,7 +26,8 @@ from service.cli.common import (
     settings_or_exit,
     with_target_options,
 )
-from service.client import open_client
+from service.client import open_client, response_error
+from service.knowledge.scry_models import Mode, ScryRequest
 from service.mother.cli import mother_scry
 
 if TYPE_CHECKING:
@@ -150,16 +151,20 @@ def scry(
     target: TargetOptions,
 ) -> None:
     """Search the project through a running service (Unix socket, or --url over TLS)."""
-    if mode not in ("hybrid", "lexical", "semantic"):
+    if mode not in get_args(Mode):
         fail(f"--mode must be hybrid, lexical or semantic, not {mode!r}")
     settings = settings_or_exit(config)
     endpoint = target.resolve(settings)
-    body: dict[str, Any] = {"query": query, "limit": limit, "mode": mode}
-    for name, value in (("repo", repo), ("kind", kind), ("path_prefix", path_prefix)):
-        if value is not None:
-            body[name] = value
-    if federate:
-        body["federate"] = True
+    request = ScryRequest(
+        query=query,
+        limit=limit,
+        mode=cast(Mode, mode),
+        repo=repo,
+        kind=kind,
+        path_prefix=path_prefix,
+        federate=federate,
+    )
+    body = request.model_dump(mode="json", exclude_none=True, exclude_defaults=True)
     if mother is not None:
         # The node's own URL, token file and certificates, from the [[mothers]] settings.
         answer = mother_scry(settings, mother, body)
@@ -174,11 +179,7 @@ def scry(
     except (httpx.HTTPError, OSError) as exc:
         fail(f"cannot reach the service at {endpoint.describe()}: {exc}", code=1)
     if response.status_code != 200:
-        try:
-            message = response.json().get("error", response.text)
-        except ValueError:
-            message = response.text
-        fail(f"scry failed ({response.status_code}): {message}", code=1)
+        fail(f"scry failed ({response.status_code}): {response_error(response)}", code=1)
     answer = response.json()
     if as_json:
         typer.echo(json.dumps(answer, indent=2))

@@ -2,25 +2,17 @@
 
 from __future__ import annotations
 
-import asyncio
 import json
-from pathlib import Path
+from typing import Any
 
 import typer
 
-from service.resources import Resources
-from service.settings import Settings
 
+def openapi_document() -> dict[str, Any]:
+    """The public API's document, built from its routes (no sockets, no domain services)."""
+    from service.app import openapi_document as document  # the web stack, only when asked
 
-def openapi_document() -> dict[str, object]:
-    """Build the document from a throwaway app; no sockets, no domain services."""
-    from service.app import create_app  # the web stack, only when asked
-
-    resources = Resources(Settings(home=Path("/nonexistent")))
-    try:
-        return create_app(resources).openapi()
-    finally:
-        asyncio.run(resources.close())
+    return document()
 
 
 def register(app: typer.Typer) -> None:

@@ -17,17 +17,7 @@ from typing import Annotated
 import httpx
 import typer
 
-from service.cli.common import (
-    ConfigOption,
-    TargetOptions,
-    fail,
-    settings_or_exit,
-    with_target_options,
-)
-from service.client import open_client
-from service.fileio import write_private
-from service.secrets.redact import scrub_fd
-from service.secrets.run import (
+from service.agent.run import (
     Reference,
     RunError,
     SecretSource,
@@ -38,8 +28,8 @@ from service.secrets.run import (
     run_scrubbed,
     scrubber_for,
 )
-from service.secrets.ssh import ssh_invocation
-from service.secrets.vault import (
+from service.agent.ssh import ssh_invocation
+from service.agent.vault import (
     IDENTITY_ENV,
     Vault,
     VaultError,
@@ -51,6 +41,17 @@ from service.secrets.vault import (
     parse_identities,
     validate_name,
 )
+from service.cli.common import (
+    ConfigOption,
+    TargetOptions,
+    fail,
+    settings_or_exit,
+    with_target_options,
+)
+from service.client import open_client, response_error
+from service.fileio import write_private
+from service.redaction.scrubber import scrub_fd
+from service.secret_names import NAME_PATTERN
 from service.settings import Settings
 
 secrets_app = typer.Typer(
@@ -144,7 +145,7 @@ def init(
 
 @secrets_app.command("add")
 def add(
-    name: Annotated[str, typer.Argument(help="Secret name, ^[A-Za-z0-9_]{1,128}$.")],
+    name: Annotated[str, typer.Argument(help=f"Secret name, ^{NAME_PATTERN}$.")],
     extra: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
     stdin: Annotated[
         bool, typer.Option("--stdin", help="Read the value from stdin (one newline stripped).")
@@ -210,7 +211,7 @@ def remove(
 @recipients_app.command("list")
 def recipients_list(config: ConfigOption = None, vault: VaultOption = None) -> None:
     """Public keys the vault is encrypted to."""
-    from service.secrets.vault import read_recipients
+    from service.agent.vault import read_recipients
 
     with _vault_errors():
         keys = read_recipients(_vault_path(_settings(config), vault))
@@ -362,7 +363,7 @@ def handle(
     except (httpx.HTTPError, OSError) as exc:
         fail(f"{endpoint.describe()} is not answering: {exc}", 1)
     if response.status_code != 201:
-        fail(f"{response.json().get('error', response.text)} (HTTP {response.status_code})", 1)
+        fail(f"{response_error(response)} (HTTP {response.status_code})", 1)
     typer.echo(response.json()["handle"])
 
 

@@ -18,10 +18,10 @@ from typing import Annotated
 import httpx
 import typer
 
+from service.agent.sidecar import PushError, Sidecar, check, push_once
+from service.agent.sources import SidecarSource, SourceError
 from service.cli.common import ConfigOption, fail, settings_or_exit
 from service.logs import configure_logging
-from service.secrets.sidecar import PushError, Sidecar, check, push_once
-from service.secrets.sources import Source, SourceError
 
 
 def register(app: typer.Typer) -> None:
@@ -59,7 +59,7 @@ def register(app: typer.Typer) -> None:
         logging.getLogger("httpx").setLevel(logging.WARNING)
         socket = admin_socket or settings.resolved_admin_socket_path
         try:
-            parsed = Source.parse(source, identity=identity)
+            parsed = SidecarSource.parse(source, identity=identity)
         except SourceError as exc:
             fail(str(exc))
         if check_only:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from fastapi import APIRouter, Request
+from fastapi import Request
 from fastapi.openapi.docs import get_swagger_ui_html
 from fastapi.responses import HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel
@@ -12,9 +12,10 @@ from pydantic import BaseModel
 from service import NAME, __version__
 from service.auth import Caller, ResourcesDep
 from service.errors import error_responses
+from service.http.routers import api_router
 from service.resources import Resources
 
-router = APIRouter()
+router = api_router()
 
 
 class Health(BaseModel):

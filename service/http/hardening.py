@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import itertools
-import json
 import logging
 import re
 import time
@@ -19,18 +18,13 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge, ServiceError
+from service.http.wire import error_body, json_body, json_headers, with_security_headers
 from service.resources import Resources
 from service.transport.connection import connection_of
 
 log = logging.getLogger("patina.http")
 access_log = logging.getLogger("patina.access")
 
-SECURITY_HEADERS = [
-    (b"x-content-type-options", b"nosniff"),
-    (b"x-frame-options", b"DENY"),
-    (b"cache-control", b"no-store"),
-    (b"referrer-policy", b"no-referrer"),
-]
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 # Probed every second by health checks and the sidecar: logged at debug, not info.
 QUIET_ROUTES = frozenset({"/health", "/admin/status"})
@@ -49,12 +43,15 @@ class HardeningMiddleware:
         self,
         app: ASGIApp,
         resources: Resources,
+        max_body: int,
         fast_routes: Mapping[str, FastRoute] | None = None,
     ) -> None:
+        """`max_body` caps request bodies (413), however they arrive: the one body cap of
+        the app this middleware guards."""
         self.app = app
         self.resources = resources
         self.metrics = resources.metrics.http
-        self.max_body = resources.settings.max_body_bytes
+        self.max_body = max_body
         self.body_timeout = resources.settings.body_timeout_secs
         # GET routes answered here without FastAPI's routing (health probes arrive every
         # second); their FastAPI twins stay registered for OpenAPI.
@@ -63,6 +60,7 @@ class HardeningMiddleware:
         self._id_prefix = resources.boot_id[:12]
         # Labelled metric children, cached: `.labels()` is a measurable share of a request.
         self._observers: dict[tuple[str, str, int, str], tuple[Any, Any]] = {}
+        self._in_flight: dict[str, Any] = {}
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
@@ -80,14 +78,14 @@ class HardeningMiddleware:
             if message["type"] == "http.response.start":
                 response_started = True
                 status = message["status"]
-                headers = list(message.get("headers", []))
-                names = {name.lower() for name, _ in headers}
-                headers.extend(h for h in SECURITY_HEADERS if h[0] not in names)
+                headers = with_security_headers(list(message.get("headers", [])))
                 headers.append((b"x-request-id", request_id.encode()))
                 message = {**message, "headers": headers}
             await send(message)
 
-        in_flight = self.metrics.in_flight.labels(transport)
+        in_flight = self._in_flight.get(transport)
+        if in_flight is None:
+            in_flight = self._in_flight[transport] = self.metrics.in_flight.labels(transport)
         in_flight.inc()
         route = "unmatched"
         try:
@@ -200,20 +198,17 @@ def _route(scope: Scope) -> str:
 
 
 async def _send_json(send: Send, status: int, payload: Any) -> None:
-    body = json.dumps(payload, separators=(",", ":")).encode()
-    headers = [(b"content-type", b"application/json"), (b"content-length", str(len(body)).encode())]
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
+    await _send(send, status, json_body(payload))
 
 
 async def _send_error(send: Send, status: int, message: str) -> None:
-    body = json.dumps({"error": message}).encode()
-    headers = [
-        (b"content-type", b"application/json"),
-        (b"content-length", str(len(body)).encode()),
-    ]
-    if status in (400, 413):
-        # The rest of the body is unread: close rather than parse garbage as a next request.
+    # The rest of the body is unread: close rather than parse garbage as a next request.
+    await _send(send, status, error_body(message), close=status in (400, 413))
+
+
+async def _send(send: Send, status: int, body: bytes, *, close: bool = False) -> None:
+    headers = json_headers(body)
+    if close:
         headers.append((b"connection", b"close"))
     await send({"type": "http.response.start", "status": status, "headers": headers})
     await send({"type": "http.response.body", "body": body})

@@ -18,7 +18,7 @@ import numpy.typing as npt
 import onnxruntime as ort
 from tokenizers import Tokenizer
 
-from service.bounding import Cancel, Cancelled
+from service.cancel import Cancel, Cancelled
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.model import DIMENSIONS, MODEL_ID, ModelFiles, load_model_files
 

@@ -21,7 +21,7 @@ from pathlib import Path
 
 import numpy as np
 
-from service.bounding import Cancel
+from service.cancel import Cancel
 from service.knowledge import store
 from service.knowledge.chunking import Chunk, ChunkLimits, chunk_document, fit_spans
 from service.knowledge.config import KnowledgeSettings

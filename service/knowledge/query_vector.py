@@ -15,25 +15,12 @@ import binascii
 
 import numpy as np
 import numpy.typing as npt
-from pydantic import BaseModel, Field
 
 from service.errors import BadRequest
 from service.knowledge.model import DIMENSIONS, MODEL_ID, MODEL_SHA256
+from service.knowledge.scry_models import QueryVector
 
 Vector = npt.NDArray[np.float32]
-_ENCODED_LENGTH = (DIMENSIONS * 4 + 2) // 3 * 4
-
-
-class QueryVector(BaseModel):
-    """The embedding of `query` by the model named in `model`."""
-
-    model: str = Field(
-        max_length=128, description="Model fingerprint: name/SHA-256 prefix/precision."
-    )
-    f32le: str = Field(
-        max_length=_ENCODED_LENGTH,
-        description=f"Base64 of {DIMENSIONS} little-endian float32 values.",
-    )
 
 
 def fingerprint(*, quantized: bool, model_id: str = MODEL_ID) -> str:

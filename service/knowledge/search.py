@@ -13,21 +13,20 @@ from __future__ import annotations
 
 import sqlite3
 from dataclasses import dataclass, field
-from typing import Literal
 
 import numpy as np
 import numpy.typing as npt
 
-from service.bounding import Cancel
+from service.cancel import Cancel
 from service.knowledge import store
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import TextEmbedder
 from service.knowledge.lexical import FieldWeights, defining, prepare_match
 from service.knowledge.lexical import search as lexical_search
 from service.knowledge.ranking import Candidate, Intent, analyse, rank, symbol_match
+from service.knowledge.scry_models import Mode
 from service.knowledge.store import ChunkRow, VectorSnapshot, chunk_meta, fetch_chunks
 
-Mode = Literal["hybrid", "lexical", "semantic"]
 MODES: tuple[Mode, ...] = ("hybrid", "lexical", "semantic")
 # Chunks defining a named identifier added to the candidates (a name defined in more places
 # than this is common enough for BM25 to find its definitions anyway).

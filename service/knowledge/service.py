@@ -1,7 +1,7 @@
 """KnowledgeService: the running service's view of the index, its model and its indexer.
 
-Opened once per process by `open_knowledge` (from resources), closed on shutdown. Queries
-are blocking calls meant for `resources.bounded.run`; indexing runs on its own thread, one
+Opened once per process by `open_knowledge` (from the bootstrap), closed on shutdown. Queries
+are blocking calls meant for `QueryRunner.run`; indexing runs on its own thread, one
 run at a time, and never holds the query gate.
 """
 
@@ -12,11 +12,15 @@ import logging
 import sqlite3
 import threading
 import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Literal
+from typing import Literal
 
-from service.bounding import Cancel, Cancelled
+from prometheus_client import CollectorRegistry
+
+from service.cancel import Cancel, Cancelled
 from service.errors import BadRequest, Conflict, Forbidden
 from service.knowledge import store
 from service.knowledge.embedder import Embedder, TextEmbedder
@@ -25,9 +29,6 @@ from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.query_vector import Vector, fingerprint
 from service.knowledge.search import Hit, Query, run_query
 from service.settings import Settings
-
-if TYPE_CHECKING:
-    from service.resources import Resources
 
 log = logging.getLogger("patina.knowledge")
 
@@ -45,7 +46,7 @@ def service_paths(settings: Settings) -> list[Path]:
     files = [
         index_path(settings),
         settings.secrets.audit_file,
-        settings.resolved_token_file,
+        settings.resolved_generated_token_file,
         settings.tokens_file,
         settings.tls_key,
         settings.secrets.consumers_file,
@@ -128,12 +129,12 @@ class KnowledgeService:
         return fingerprint(model_id=self.embedder.model_id, quantized=self.embedder.quantized)
 
     def embed_query(self, text: str, cancel: Cancel | None = None) -> Vector:
-        """The unit vector of a query's text (blocking: call it through `bounded.run`)."""
+        """The unit vector of a query's text (blocking: call it through `QueryRunner.run`)."""
         vector: Vector = self.embedder.embed([text], cancel=cancel)[0]
         return vector
 
     def scry(self, query: Query, cancel: Cancel | None = None) -> list[Hit]:
-        """Run one query (blocking: call it through `resources.bounded.run`)."""
+        """Run one query (blocking: call it through `QueryRunner.run`)."""
         started = time.perf_counter()
         try:
             with self.pool.borrow(cancel) as conn:
@@ -279,12 +280,19 @@ def _resolve(future: asyncio.Future[IndexRun], run: IndexRun) -> None:
         future.set_result(run)
 
 
-async def open_knowledge(resources: Resources) -> KnowledgeService:
-    """Verify and load the model, open the index, and register the close."""
-    metrics = KnowledgeMetrics(resources.metrics.registry)
-    embedder = await asyncio.to_thread(Embedder.from_settings, resources.settings.knowledge)
+@asynccontextmanager
+async def open_knowledge(
+    settings: Settings, *, registry: CollectorRegistry, embedder: Embedder | None = None
+) -> AsyncIterator[KnowledgeService]:
+    """Verify and load the model (unless an already loaded `embedder` is given: tests share
+    one), open the index; close both on exit."""
+    metrics = KnowledgeMetrics(registry)
+    if embedder is None:
+        embedder = await asyncio.to_thread(Embedder.from_settings, settings.knowledge)
     service = await asyncio.to_thread(
-        KnowledgeService, resources.settings, embedder=embedder, metrics=metrics
+        KnowledgeService, settings, embedder=embedder, metrics=metrics
     )
-    resources.exit_stack.callback(service.close)
-    return service
+    try:
+        yield service
+    finally:
+        service.close()

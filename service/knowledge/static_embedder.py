@@ -31,7 +31,7 @@ import numpy as np
 import numpy.typing as npt
 from tokenizers import Tokenizer
 
-from service.bounding import Cancel
+from service.cancel import Cancel
 from service.fileio import write_private
 from service.knowledge.embedder import Embedder, Vectors
 from service.knowledge.model import DIMENSIONS, MODEL_SHA256, TOKENIZER_SHA256

@@ -22,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import numpy.typing as npt
 
-from service.bounding import Cancel, Cancelled
+from service.cancel import Cancel, Cancelled
 from service.knowledge.conventions import file_role
 from service.knowledge.lexical import FTS_TOKENIZER, chunk_terms
 from service.knowledge.model import DIMENSIONS

@@ -8,6 +8,7 @@ from typing import Any
 
 from service.cli.common import fail
 from service.errors import StartupError
+from service.http.wire import error_message
 from service.mother.client import MotherClient, NodeFailure, describe_failure
 from service.mother.config import MotherNode
 from service.settings import Settings
@@ -42,6 +43,6 @@ def mother_scry(settings: Settings, name: str, body: dict[str, Any]) -> dict[str
     except NodeFailure as exc:
         fail(f"cannot reach mother {name} at {node.url}: {describe_failure(exc)}", code=1)
     if status != 200 or not isinstance(answer, dict):
-        said = answer.get("error") if isinstance(answer, dict) else None
-        fail(f"scry on mother {name} failed ({status}): {said or 'no JSON answer'}", code=1)
+        said = error_message(answer) or "no JSON answer"
+        fail(f"scry on mother {name} failed ({status}): {said}", code=1)
     return answer

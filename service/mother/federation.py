@@ -8,7 +8,7 @@ a chunk found on several nodes (same repo, path, lines and content) is kept once
 best rank. Every result is labelled with the node that found it (`local` for this one).
 
 The local query runs under the core's gate as any scry does; the fan-out to the nodes takes
-one more slot (`bounded.run_async`), so a full gate answers 503 rather than queueing.
+one more slot (`QueryRunner.run_async`), so a full gate answers 503 rather than queueing.
 """
 
 from __future__ import annotations
@@ -17,20 +17,21 @@ import asyncio
 import contextlib
 import logging
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from prometheus_client import CollectorRegistry
+from pydantic import ConfigDict, Field, ValidationError
 
-from service.bounding import Bounded
 from service.errors import BadRequest, DeadlineExceeded, ServiceError, StartupError
+from service.http.wire import error_message
+from service.knowledge.scry_models import NodeStatus, Outcome, ScryRequest, ScryResult
 from service.mother.client import MotherClient, NodeFailure, describe_failure
-from service.mother.config import LOCAL_NODE
+from service.mother.config import LOCAL_NODE, MotherNode
 from service.mother.metrics import MotherMetrics
-
-if TYPE_CHECKING:
-    from service.resources import Resources
+from service.query_runner import QueryRunner
 
 log = logging.getLogger("patina.mother")
 
@@ -39,33 +40,16 @@ SCRY_PATH = "/api/scry"
 # The whole fan-out has a backstop deadline just past the slowest node's own.
 FANOUT_SLACK_SECS = 0.5
 
-Outcome = Literal["ok", "timeout", "error", "unauthorized"]
-# The `federate` field of a scry request: true for every mother, or the names of some.
-Federate = (
-    bool | Annotated[list[Annotated[str, StringConstraints(max_length=64)]], Field(max_length=64)]
-)
-LocalScry = Callable[[], Awaitable[BaseModel]]
+# This node's part of a federated scry: its results, best first.
+LocalScry = Callable[[], Awaitable[list[ScryResult]]]
 
 
-class NodeStatus(BaseModel):
-    """How one node answered a federated scry."""
-
-    node: str = Field(description="`local` for this node, else the mother's name.")
-    status: Outcome
-    latency_ms: float = Field(description="Time to its answer, or to its deadline.")
-    count: int = Field(0, description="Results it returned.")
-    error: str | None = Field(None, description="Why it failed (never a secret).")
-
-
-class RemoteResult(BaseModel):
+class RemoteResult(ScryResult):
     """A result from another node. Patina's fields are required; this service's extras
     default, so an original Patina daemon can be a mother too."""
 
-    model_config = ConfigDict(extra="allow")
+    model_config = ConfigDict(extra="ignore")
 
-    id: int
-    content: str
-    score: float
     event_type: str = ""
     source_id: str = ""
     timestamp: str = ""
@@ -80,7 +64,7 @@ class RemoteResult(BaseModel):
 @dataclass
 class NodeAnswer:
     status: NodeStatus
-    results: list[dict[str, Any]] = field(default_factory=list)
+    results: list[ScryResult] = field(default_factory=list)
 
 
 class Federation:
@@ -90,12 +74,12 @@ class Federation:
         self,
         clients: list[MotherClient],
         *,
-        bounded: Bounded,
+        queries: QueryRunner,
         max_limit: int,
-        metrics: MotherMetrics | None = None,
+        metrics: MotherMetrics,
     ) -> None:
         self.clients = {client.name: client for client in clients}
-        self.bounded = bounded
+        self.queries = queries
         self.max_limit = max_limit
         self.metrics = metrics
 
@@ -112,19 +96,16 @@ class Federation:
         return [self.clients[name] for name in dict.fromkeys(federate)]
 
     async def scry(
-        self,
-        *,
-        federate: bool | list[str],
-        hops: int,
-        payload: dict[str, Any],
-        local: LocalScry | None,
-    ) -> dict[str, Any]:
-        """Ask `local` (this node's search, None if it has no index) and the selected
-        nodes concurrently; the merged answer in the `/api/scry` shape plus `nodes`."""
-        nodes = self.select(federate)
-        limit = min(int(payload.get("limit", 10)), self.max_limit)
-        forward = {k: v for k, v in payload.items() if k != "federate"} | {"limit": limit}
-        if federate is True:
+        self, request: ScryRequest, *, hops: int, local: LocalScry | None
+    ) -> tuple[list[ScryResult], list[NodeStatus]]:
+        """Ask `local` (this node's search, None if it has no index) and the nodes that
+        `request.federate` selects, concurrently; their merged results and each node's
+        status."""
+        nodes = self.select(request.federate)
+        limit = min(request.limit, self.max_limit)
+        forward = request.model_dump(mode="json", exclude_none=True, exclude={"federate"})
+        forward["limit"] = limit
+        if request.federate is True:
             # Names are this node's; `true` means the same everywhere. The hop count keeps
             # the next node from acting on it unless the hop limit allows.
             forward["federate"] = True
@@ -145,17 +126,12 @@ class Federation:
         if remote_task is not None:
             answers.extend(remote_task.result())
         merged = merge([(a.status.node, a.results) for a in answers], limit=limit)
-        return {
-            "results": merged,
-            "count": len(merged),
-            "mode": _mode_of(payload),
-            "nodes": [a.status for a in answers],
-        }
+        return merged, [a.status for a in answers]
 
     async def _local(self, local: LocalScry) -> NodeAnswer:
         started = time.perf_counter()
         try:
-            response = await local()
+            results = await local()
         except DeadlineExceeded:
             return NodeAnswer(_status(LOCAL_NODE, "timeout", started, "deadline passed"))
         except ServiceError:
@@ -163,7 +139,6 @@ class Federation:
         except Exception:
             log.exception("local part of a federated scry failed")
             return NodeAnswer(_status(LOCAL_NODE, "error", started, "internal error"))
-        results = response.model_dump(mode="json").get("results", [])
         return NodeAnswer(_status(LOCAL_NODE, "ok", started, count=len(results)), results)
 
     async def _remote(
@@ -182,7 +157,7 @@ class Federation:
         # The backstop is not reached while each node keeps its own deadline; if it is, the
         # nodes that had not answered are reported as timed out.
         with contextlib.suppress(DeadlineExceeded):
-            await self.bounded.run_async(ask_all, timeout=backstop)
+            await self.queries.run_async(ask_all, timeout=backstop)
         return [
             answers.get(c.name) or NodeAnswer(_status(c.name, "timeout", started, "no answer"))
             for c in nodes
@@ -190,7 +165,7 @@ class Federation:
 
     async def _ask(self, client: MotherClient, payload: dict[str, Any], *, hops: int) -> NodeAnswer:
         started = time.perf_counter()
-        results: list[dict[str, Any]] = []
+        results: list[ScryResult] = []
         message: str | None = None
         outcome: Outcome
         try:
@@ -203,8 +178,7 @@ class Federation:
         else:
             outcome, results, message = classify(code, body)
         status = _status(client.name, outcome, started, message, count=len(results))
-        if self.metrics is not None:
-            self.metrics.observe(client.name, outcome, status.latency_ms / 1000)
+        self.metrics.observe(client.name, outcome, status.latency_ms / 1000)
         if outcome != "ok":
             fields = {"node": client.name, "outcome": outcome, "latency_ms": status.latency_ms}
             log.warning("mother node failed", extra={"fields": fields | {"reason": message}})
@@ -215,18 +189,18 @@ class Federation:
             await client.aclose()
 
 
-def classify(code: int, body: Any) -> tuple[Outcome, list[dict[str, Any]], str | None]:
+def classify(code: int, body: Any) -> tuple[Outcome, list[ScryResult], str | None]:
     """A node's HTTP answer as (outcome, results, reason)."""
     if code == 200:
         raw = body.get("results") if isinstance(body, dict) else None
         if not isinstance(raw, list):
             return "error", [], "malformed answer: no results list"
         try:
-            results = [RemoteResult.model_validate(item).model_dump() for item in raw]
+            results: list[ScryResult] = [RemoteResult.model_validate(item) for item in raw]
         except ValidationError:
             return "error", [], "malformed answer: a result lacks Patina's fields"
         return "ok", results, None
-    said = body.get("error") if isinstance(body, dict) else None
+    said = error_message(body)
     reason = f"HTTP {code}" + (f": {str(said)[:200]}" if said else "")
     if code in (401, 403):
         return "unauthorized", [], reason
@@ -235,7 +209,7 @@ def classify(code: int, body: Any) -> tuple[Outcome, list[dict[str, Any]], str |
     return "error", [], reason
 
 
-def merge(lists: list[tuple[str, list[dict[str, Any]]]], *, limit: int) -> list[dict[str, Any]]:
+def merge(lists: list[tuple[str, list[ScryResult]]], *, limit: int) -> list[ScryResult]:
     """Reciprocal rank fusion of each node's ranked results, each labelled with its node.
 
     A chunk held by several nodes (overlapping indexes, e.g. the same repository on a
@@ -243,31 +217,31 @@ def merge(lists: list[tuple[str, list[dict[str, Any]]]], *, limit: int) -> list[
     results only one node has. Ties go to the node's own score, then to the node's place
     in `lists` (local first), so equal inputs give equal outputs."""
     fused: dict[tuple[Any, ...], float] = {}
-    best: dict[tuple[Any, ...], tuple[int, int, dict[str, Any]]] = {}
+    best: dict[tuple[Any, ...], tuple[int, int, str, ScryResult]] = {}
     for place, (node, results) in enumerate(lists):
         for rank, result in enumerate(results, 1):
             key = _identity(node, result)
             fused[key] = max(fused.get(key, 0.0), 1.0 / (RRF_K + rank))
             if key not in best or (rank, place) < best[key][:2]:
-                best[key] = (rank, place, {**result, "node": node})
-    order = sorted(
-        fused, key=lambda key: (-fused[key], -float(best[key][2]["score"]), best[key][1])
-    )
-    return [best[key][2] for key in order[: max(limit, 0)]]
+                best[key] = (rank, place, node, result)
+    order = sorted(fused, key=lambda key: (-fused[key], -best[key][3].score, best[key][1]))
+    return [
+        best[key][3].model_copy(update={"node": best[key][2]}) for key in order[: max(limit, 0)]
+    ]
 
 
-def _identity(node: str, result: dict[str, Any]) -> tuple[Any, ...]:
+def _identity(node: str, result: ScryResult) -> tuple[Any, ...]:
     # The same chunk indexed on two machines: same place and same text. Without a path
     # (an original Patina daemon) a result is only ever itself.
-    if result.get("path") or result.get("source_id"):
+    if result.path or result.source_id:
         return (
-            result.get("repo"),
-            result.get("path") or result.get("source_id"),
-            result.get("start_line"),
-            result.get("end_line"),
-            result.get("content"),
+            result.repo,
+            result.path or result.source_id,
+            result.start_line,
+            result.end_line,
+            result.content,
         )
-    return (node, result.get("id"))
+    return (node, result.id)
 
 
 def _status(
@@ -275,14 +249,6 @@ def _status(
 ) -> NodeStatus:
     latency = round((time.perf_counter() - started) * 1000, 1)
     return NodeStatus(node=node, status=outcome, latency_ms=latency, count=count, error=error)
-
-
-def _mode_of(payload: dict[str, Any]) -> str:
-    # The same rule as a local scry: `mode` wins, Patina's `hybrid: false` means semantic.
-    mode = payload.get("mode")
-    if isinstance(mode, str):
-        return mode
-    return "semantic" if payload.get("hybrid") is False else "hybrid"
 
 
 def _first_service_error(group: BaseExceptionGroup[BaseException]) -> BaseException:
@@ -294,10 +260,16 @@ def _first_service_error(group: BaseExceptionGroup[BaseException]) -> BaseExcept
     return group.exceptions[0]
 
 
-async def open_federation(resources: Resources) -> Federation:
-    """Open a pooled client per configured mother (reading token and key files once) and
-    register their close. Bad files or duplicate names refuse the start."""
-    nodes = resources.settings.mothers
+@asynccontextmanager
+async def open_federation(
+    nodes: list[MotherNode],
+    *,
+    queries: QueryRunner,
+    max_limit: int,
+    registry: CollectorRegistry,
+) -> AsyncIterator[Federation]:
+    """A pooled client per configured mother (token and key files read once), closed on
+    exit. Bad files or duplicate names refuse the start."""
     names = [node.name for node in nodes]
     duplicates = sorted({name for name in names if names.count(name) > 1})
     if duplicates:
@@ -311,34 +283,11 @@ async def open_federation(resources: Resources) -> Federation:
             await client.aclose()
         raise
     federation = Federation(
-        clients,
-        bounded=resources.bounded,
-        max_limit=resources.settings.max_limit,
-        metrics=MotherMetrics(resources.metrics.registry),
+        clients, queries=queries, max_limit=max_limit, metrics=MotherMetrics(registry)
     )
-    resources.exit_stack.push_async_callback(federation.aclose)
     if clients:
         log.info("mother nodes", extra={"fields": {"nodes": ",".join(names)}})
-    return federation
-
-
-async def federated_scry(
-    resources: Resources,
-    *,
-    federate: bool | list[str],
-    hops: int,
-    payload: dict[str, Any],
-    local: LocalScry,
-) -> dict[str, Any]:
-    """The `/api/scry` hook: federate this request over the service's mothers. The local
-    index takes part unless knowledge is disabled on this node."""
-    federation: Federation | None = getattr(resources, "mothers", None)
-    if federation is None:
-        # Resources opened without domains (some API tests): no mothers to ask.
-        federation = Federation(
-            [], bounded=resources.bounded, max_limit=resources.settings.max_limit
-        )
-    has_index = getattr(resources, "knowledge", None) is not None
-    return await federation.scry(
-        federate=federate, hops=hops, payload=payload, local=local if has_index else None
-    )
+    try:
+        yield federation
+    finally:
+        await federation.aclose()

@@ -7,19 +7,23 @@ generic parser would silently keep the last one) and no error message quotes the
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, Request
+from fastapi import Depends, Request
 from pydantic import BaseModel
 
 from service import __version__
-from service.auth import SCOPE_ADMIN, Principal, ResourcesDep, require_scope
+from service.auth import ResourcesDep, require_scope
 from service.errors import BadRequest, PayloadTooLarge, error_responses
+from service.http.routers import api_router
+from service.principal import SCOPE_ADMIN, Principal
 from service.resources import Resources
-from service.secrets.broker import NAME_RULE, SecretsBroker, iso_time
+from service.secret_names import NAME_RULE, valid_name
+from service.secrets.broker import SecretsBroker, iso_time
 from service.secrets.deps import BrokerDep
-from service.secrets.store import Snapshot, valid_name
+from service.secrets.store import Snapshot
 
 # Bumped when the sidecar <-> service contract changes incompatibly.
 PROTOCOL_VERSION = 1
@@ -28,7 +32,7 @@ PROTOCOL_VERSION = 1
 _ADMIN = require_scope(SCOPE_ADMIN)
 AdminCaller = Annotated[Principal, Depends(_ADMIN)]
 
-router = APIRouter(
+router = api_router(
     prefix="/admin",
     tags=["admin"],
     dependencies=[Depends(_ADMIN)],
@@ -120,17 +124,6 @@ def parse_push(body: bytes) -> dict[str, str]:
     return secrets
 
 
-async def _read_capped(request: Request, limit: int) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    async for chunk in request.stream():
-        size += len(chunk)
-        if size > limit:
-            raise PayloadTooLarge(f"push exceeds {limit} bytes")
-        chunks.append(chunk)
-    return b"".join(chunks)
-
-
 def _result(snapshot: Snapshot) -> PushResult:
     return PushResult(
         generation=snapshot.generation,
@@ -141,12 +134,14 @@ def _result(snapshot: Snapshot) -> PushResult:
 
 async def _push(request: Request, caller: Principal, broker: SecretsBroker) -> PushResult:
     try:
-        body = await _read_capped(request, broker.config.max_push_bytes)
-        secrets = parse_push(body)
+        # The admin app's body cap is secrets.max_push_bytes, counted on the stream by the
+        # hardening middleware, which raises PayloadTooLarge from inside this read.
+        secrets = parse_push(await request.body())
     except (BadRequest, PayloadTooLarge) as exc:
         broker.reject_push(exc.message, principal=caller)
         raise
-    return _result(broker.replace(secrets, principal=caller))
+    # Off the event loop: the set is compiled for answer scrubbing as it is swapped in.
+    return _result(await asyncio.to_thread(broker.replace, secrets, principal=caller))
 
 
 @router.put(

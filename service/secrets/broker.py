@@ -1,38 +1,40 @@
-"""The secrets broker: store + policy + audit + session cache behind one small API.
+"""The secrets broker: store + policy + audit + session cache + opaque handles behind one
+small API.
 
-Routes and the opaque-handle layer call only this class. Every read decision and every
-change of the set is audited (names, principals and outcomes; never a value) and counted.
+Routes are adapters over this class: every decision (read, handle, cache, push) is made
+and audited here, in one shape (`event`, who, `outcome`, names and counts; never a value),
+and counted.
 """
 
 from __future__ import annotations
 
 import logging
 import os
+import threading
 import time
-from collections.abc import Mapping
+from collections.abc import AsyncIterator, Callable, Mapping
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from prometheus_client import CollectorRegistry
 
-from service.auth import Principal
 from service.errors import BadRequest, Forbidden, NotFound, StartupError
+from service.principal import Principal
+from service.secret_names import NAME_RULE, valid_name
+from service.secrets.answers import AnswerScrubber, CompiledValues
 from service.secrets.audit import AuditLog
 from service.secrets.cache import SessionCache
-from service.secrets.hardening import disable_core_dumps
+from service.secrets.core_dumps import disable_core_dumps
+from service.secrets.handles import HandleRecord, HandleStore
 from service.secrets.metrics import SecretsMetrics
 from service.secrets.policy import VERB_CACHE, VERB_LIST, PolicyError
 from service.secrets.policy_watch import PolicyHolder
-from service.secrets.store import SecretStore, Snapshot, valid_name
+from service.secrets.store import SecretStore, Snapshot
 from service.settings import Settings
 
-if TYPE_CHECKING:
-    from service.transport.connection import ConnectionInfo
-
 log = logging.getLogger("patina.secrets")
-
-NAME_RULE = "names must match ^[A-Za-z0-9_]{1,128}$"
 
 
 @dataclass(frozen=True)
@@ -48,6 +50,18 @@ def iso_time(epoch: float) -> str | None:
     if epoch <= 0:
         return None
     return datetime.fromtimestamp(epoch, UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+@dataclass(frozen=True)
+class Resolution:
+    """A secret resolved for `patina secrets run`: its value and the handle shown instead."""
+
+    handle: str
+    name: str
+    value: bytes
+
+    def __repr__(self) -> str:
+        return f"Resolution(handle={self.handle!r}, name={self.name!r})"
 
 
 def _who(principal: Principal | None) -> dict[str, Any]:
@@ -66,11 +80,17 @@ def _micros(started: float) -> int:
 
 
 class SecretsBroker:
-    """One per service, at `resources.secrets`."""
+    """One per service, at `resources.broker`."""
 
     def __init__(
-        self, settings: Settings, *, registry: CollectorRegistry, owner_uid: int | None = None
+        self,
+        settings: Settings,
+        *,
+        registry: CollectorRegistry,
+        owner_uid: int | None = None,
+        clock: Callable[[], float] = time.monotonic,
     ) -> None:
+        """`clock` (monotonic seconds) times the session cache and the handles' TTLs."""
         config = settings.secrets
         self.config = config
         self.metrics = SecretsMetrics(registry)
@@ -86,7 +106,16 @@ class SecretsBroker:
             owner_uid=os.getuid() if owner_uid is None else owner_uid,
             on_reload=self._policy_reloaded,
         )
-        self.cache = SessionCache(max_ttl_secs=config.cache_max_ttl_secs)
+        self.cache = SessionCache(max_ttl_secs=config.cache_max_ttl_secs, clock=clock)
+        # The values of the set, compiled to scrub them out of scry answers; swapped with
+        # the store under this lock so the two always describe the same set.
+        self.answers = AnswerScrubber(self.may_read)
+        self._swap_lock = threading.Lock()
+        self.handles = HandleStore(
+            max_ttl_secs=config.handle_max_ttl_secs,
+            max_per_owner=config.handle_max_per_caller,
+            clock=clock,
+        )
 
     def __repr__(self) -> str:
         return f"SecretsBroker({self.store!r}, {self.audit!r})"
@@ -102,23 +131,27 @@ class SecretsBroker:
         self.cache.start(purge_secs=self.config.cache_purge_secs)
 
     async def close(self) -> None:
-        """Wipe every value (store and cache), stop the tasks, flush the audit log."""
+        """Wipe every value (store and cache), drop the handles, stop the tasks, flush the
+        audit log."""
         await self.policy.stop()
         await self.cache.stop()
-        self.store.close()
+        self.handles.clear()
+        with self._swap_lock:
+            self.store.close()
+            self.answers.install(CompiledValues.of({}))
         self.metrics.loaded.set(0)
         self.audit.close()
 
-    # Reads (the issue-5 handle layer builds on these three).
+    # Reads.
 
     def names_for(self, principal: Principal) -> list[str]:
         """The names `principal` may read, sorted; never values. Audited as `list`."""
         started = time.perf_counter()
         names = self.policy.current.readable(principal, self.store.current.names())
         allowed = self.policy.current.may(principal, VERB_LIST)
-        self.audit.record(
+        self._audit(
             "list",
-            **_who(principal),
+            principal,
             outcome="allow" if allowed else "deny",
             count=len(names),
             latency_us=_micros(started),
@@ -140,9 +173,7 @@ class SecretsBroker:
         if not self.policy.current.may_read(principal, name):
             self._read_outcome(principal, name, "deny", started, via)
             raise Forbidden(f"secret {name} is not in the caller's allowlist")
-        with self.store.reading() as snapshot:
-            value = snapshot.get(name)
-            generation = snapshot.generation
+        value, generation = self.store.value_of(name)
         if value is None:
             self._read_outcome(principal, name, "not_found", started, via)
             raise NotFound(f"secret {name} is not loaded")
@@ -159,47 +190,34 @@ class SecretsBroker:
         *,
         generation: int | None = None,
     ) -> None:
-        self.metrics.reads.labels(decision).inc()
+        self.metrics.read_decisions[decision].inc()
         fields: dict[str, Any] = {"name": name, "outcome": decision, "via": via}
         if generation is not None:
             fields["generation"] = generation
-        self.audit.record("read", **_who(principal), **fields, latency_us=_micros(started))
+        self._audit("read", principal, **fields, latency_us=_micros(started))
 
     # Changes of the set (admin socket).
 
     def replace(
         self, mapping: Mapping[str, str | bytes], *, principal: Principal | None = None
     ) -> Snapshot:
-        """Atomically replace the whole set. Names must be valid (BadRequest otherwise)."""
+        """Atomically replace the whole set. Names must be valid (BadRequest otherwise).
+        Compiling the set for answer scrubbing takes a while for large sets: call it off
+        the event loop."""
         started = time.perf_counter()
         for index, name in enumerate(mapping):
             if not valid_name(name):
                 self.reject_push(f"secret #{index + 1} has an invalid name", principal=principal)
                 raise BadRequest(f"secret #{index + 1}: {NAME_RULE}")
-        snapshot = self.store.replace(mapping)
-        self.metrics.pushes.labels("ok").inc()
-        self.metrics.loaded.set(len(snapshot))
-        self.audit.record(
-            "push",
-            **_who(principal),
-            outcome="ok",
-            generation=snapshot.generation,
-            count=len(snapshot),
-            latency_us=_micros(started),
-        )
-        log.info(
-            "secrets replaced",
-            extra={"fields": {"generation": snapshot.generation, "count": len(snapshot)}},
-        )
-        return snapshot
+        return self._swap_in(mapping, event="push", principal=principal, started=started)
 
     def reject_push(self, reason: str, *, principal: Principal | None = None) -> None:
         """Count and audit a refused push; the live set is untouched. `reason` must not
         quote the body."""
         self.metrics.pushes.labels("rejected").inc()
-        self.audit.record(
+        self._audit(
             "push",
-            **_who(principal),
+            principal,
             outcome="rejected",
             reason=reason,
             generation=self.store.current.generation,
@@ -208,18 +226,31 @@ class SecretsBroker:
 
     def clear(self, *, principal: Principal | None = None) -> Snapshot:
         """Drop every secret (wiped once in-flight reads finish)."""
-        started = time.perf_counter()
-        snapshot = self.store.clear()
-        self.metrics.pushes.labels("cleared").inc()
-        self.metrics.loaded.set(0)
-        self.audit.record(
-            "clear",
-            **_who(principal),
-            outcome="ok",
-            generation=snapshot.generation,
-            latency_us=_micros(started),
+        return self._swap_in({}, event="clear", principal=principal, started=time.perf_counter())
+
+    def _swap_in(
+        self,
+        mapping: Mapping[str, str | bytes],
+        *,
+        event: str,
+        principal: Principal | None,
+        started: float,
+    ) -> Snapshot:
+        """Compile the set for answer scrubbing, then swap it in together with the store
+        (so the two always describe the same set); count, audit and log the change."""
+        compiled = CompiledValues.of(
+            {name: v.encode() if isinstance(v, str) else bytes(v) for name, v in mapping.items()}
         )
-        log.info("secrets cleared", extra={"fields": {"generation": snapshot.generation}})
+        with self._swap_lock:
+            snapshot = self.store.replace(mapping)
+            self.answers.install(compiled)
+        self.metrics.pushes.labels("ok" if event == "push" else "cleared").inc()
+        self.metrics.loaded.set(len(snapshot))
+        fields = {"generation": snapshot.generation, "count": len(snapshot)}
+        self._audit(event, principal, outcome="ok", **fields, latency_us=_micros(started))
+        log.info(
+            "secrets replaced" if event == "push" else "secrets cleared", extra={"fields": fields}
+        )
         return snapshot
 
     def status(self) -> BrokerStatus:
@@ -236,9 +267,9 @@ class SecretsBroker:
         """The caller's own cached secrets, or None (absent or expired)."""
         self._require_cache(principal)
         values = self.cache.get(principal.name)
-        self.audit.record(
+        self._audit(
             "cache_get",
-            **_who(principal),
+            principal,
             outcome="hit" if values is not None else "miss",
             count=len(values or {}),
         )
@@ -251,38 +282,101 @@ class SecretsBroker:
             if not valid_name(name):
                 raise BadRequest(f"secret #{index + 1}: {NAME_RULE}")
         ttl = self.cache.put(principal.name, values, ttl_secs)
-        self.audit.record(
-            "cache_put", **_who(principal), outcome="ok", count=len(values), ttl_secs=ttl
-        )
+        self._audit("cache_put", principal, outcome="ok", count=len(values), ttl_secs=ttl)
         return ttl
 
     def cache_lock(self, principal: Principal) -> bool:
         """Drop the caller's cache entry now."""
         self._require_cache(principal)
         dropped = self.cache.lock(principal.name)
-        self.audit.record("lock", **_who(principal), outcome="ok", dropped=dropped)
+        self._audit("lock", principal, outcome="ok", dropped=dropped)
         return dropped
 
     def _require_cache(self, principal: Principal) -> None:
         if not self.policy.current.may(principal, VERB_CACHE):
-            self.audit.record("cache", **_who(principal), outcome="deny")
+            self._audit("cache", principal, outcome="deny")
             raise Forbidden("caller may not use the session cache")
+
+    # Opaque handles: minted for a caller, resolved only by that caller.
+
+    def mint_handle(
+        self, principal: Principal, name: str, *, ttl_secs: int | None, uses: int | None
+    ) -> HandleRecord:
+        """A `<secret:…>` handle for `name`, bound to `principal`, living `ttl_secs` (the
+        default when None; capped) for `uses` resolutions (unlimited when None). 400 for an
+        invalid name, 403 outside the allowlist, 404 when not loaded, 503 past the
+        per-caller cap. Audited as `handle_mint`."""
+        if not valid_name(name):
+            self._audit("handle_mint", principal, name=None, outcome="invalid")
+            raise BadRequest(f"invalid secret name: {NAME_RULE}")
+        if not self.policy.current.may_read(principal, name):
+            self._audit("handle_mint", principal, name=name, outcome="deny")
+            raise Forbidden(f"secret {name} is not in the caller's allowlist")
+        if name not in self.store.current:
+            self._audit("handle_mint", principal, name=name, outcome="not_found")
+            raise NotFound(f"secret {name} is not loaded")
+        ttl = min(ttl_secs or self.config.handle_default_ttl_secs, self.handles.max_ttl_secs)
+        record = self.handles.mint(principal.name, name, ttl_secs=ttl, uses=uses)
+        self._audit("handle_mint", principal, name=name, outcome="allow", ttl_secs=ttl, uses=uses)
+        return record
+
+    def handles_of(self, principal: Principal) -> list[HandleRecord]:
+        """The caller's live handles, soonest to expire first (names, never values)."""
+        return self.handles.owned_by(principal.name)
+
+    def revoke_handle(self, principal: Principal, handle_id: str) -> None:
+        """Drop one of the caller's handles now (404 unknown, 403 another caller's)."""
+        self.handles.revoke(principal.name, handle_id)
+        self._audit("handle_revoke", principal, outcome="ok")
+
+    def resolve_handles(
+        self, principal: Principal, handle_ids: list[str]
+    ) -> list[tuple[HandleRecord, bytes]]:
+        """The values behind the caller's own handles, one use of each spent (all or
+        nothing). Each value is read again through the policy and the audit log."""
+        records = self.handles.claim(principal.name, handle_ids)
+        return [(record, self.read(principal, record.name, via="handle")) for record in records]
+
+    def resolve(
+        self, principal: Principal, *, handle_ids: list[str], names: list[str]
+    ) -> list[Resolution]:
+        """Every reference of one `patina secrets run` at once: the caller's handles, then
+        secrets by name, in that order. A name comes with a handle of the caller's to show
+        in its place (a live unlimited one is reused, else one is minted), so the child's
+        output never holds the value and the agent can use the handle again."""
+        by_name = [(name, self.read(principal, name, via="run")) for name in names]
+        resolved = [
+            Resolution(record.handle, record.name, value)
+            for record, value in self.resolve_handles(principal, handle_ids)
+        ]
+        shown = self._placeholders(principal, [name for name, _ in by_name])
+        resolved += [Resolution(shown[name], name, value) for name, value in by_name]
+        return resolved
+
+    def _placeholders(self, principal: Principal, names: list[str]) -> dict[str, str]:
+        reusable = {r.name: r.handle for r in self.handles_of(principal) if r.uses_left is None}
+        for name in dict.fromkeys(names):
+            if name not in reusable:
+                reusable[name] = self.mint_handle(principal, name, ttl_secs=None, uses=None).handle
+        return reusable
 
     # Hooks.
 
-    def peer_rejected(self, conn: ConnectionInfo, listener: str) -> None:
-        """resources.peer_rejected_hooks: audit a socket peer the listener refused."""
-        fields: dict[str, Any] = {"listener": listener, "outcome": "rejected"}
-        if conn.peer is not None:
-            fields["uid"] = conn.peer.uid
-            fields["gid"] = conn.peer.gid
-            if conn.peer.pid:
-                fields["pid"] = conn.peer.pid
+    def peer_rejected(self, listener: str, *, uid: int, gid: int, pid: int | None) -> None:
+        """Audit a socket peer a listener refused (wired by the bootstrap)."""
+        fields: dict[str, Any] = {"listener": listener, "outcome": "rejected", "uid": uid}
+        fields["gid"] = gid
+        if pid:
+            fields["pid"] = pid
         self.audit.record("peer_rejected", **fields)
 
     def reload_policy(self) -> None:
         """SIGHUP hook: re-read the consumers file (an invalid one keeps the old policy)."""
         self.policy.reload()
+
+    def _audit(self, event: str, principal: Principal | None, **fields: Any) -> None:
+        """One audit event about a caller: who it was, then what happened."""
+        self.audit.record(event, **_who(principal), **fields)
 
     def _policy_reloaded(self, outcome: str, source: str, reason: str | None) -> None:
         self.metrics.policy_reloads.labels(outcome).inc()
@@ -292,11 +386,21 @@ class SecretsBroker:
         self.audit.record("policy_reload", **fields)
 
 
-async def open_broker(settings: Settings, registry: CollectorRegistry) -> SecretsBroker:
-    """Build and start a broker; an invalid consumers file refuses the start."""
+@asynccontextmanager
+async def open_broker(
+    settings: Settings,
+    *,
+    registry: CollectorRegistry,
+    clock: Callable[[], float] = time.monotonic,
+) -> AsyncIterator[SecretsBroker]:
+    """A started broker, closed (every value wiped) on exit; an invalid consumers file
+    refuses the start."""
     try:
-        broker = SecretsBroker(settings, registry=registry)
+        broker = SecretsBroker(settings, registry=registry, clock=clock)
     except PolicyError as exc:
         raise StartupError(f"secrets consumers file: {exc}") from None
     await broker.start()
-    return broker
+    try:
+        yield broker
+    finally:
+        await broker.close()

@@ -16,7 +16,9 @@ class SecretsSettings(BaseModel):
     audit_buffer_events: int = Field(10_000, ge=1, description="Memory buffer when disk fails.")
     policy_poll_secs: float = Field(1.0, gt=0, description="Consumers-file change polling.")
     cache_purge_secs: float = Field(5.0, gt=0, description="Session cache purge interval.")
-    max_push_bytes: int = Field(1024 * 1024, ge=1024, description="PUT /admin/secrets body cap.")
+    max_push_bytes: int = Field(
+        1024 * 1024, ge=1024, description="Body cap of the admin socket (PUT /admin/secrets)."
+    )
     handle_default_ttl_secs: int = Field(600, ge=1, description="Opaque handle TTL default.")
     handle_max_ttl_secs: int = Field(86_400, ge=1, description="Opaque handle TTL cap.")
     handle_max_per_caller: int = Field(1000, ge=1, description="Live handles per caller.")

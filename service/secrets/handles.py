@@ -16,7 +16,6 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 from service.errors import Forbidden, NotFound, ServiceBusy
-from service.settings import Settings
 
 HANDLE_RE = re.compile(r"<secret:([0-9a-f]{32})>")
 _ID_RE = re.compile(r"[0-9a-f]{32}")
@@ -143,11 +142,3 @@ class HandleStore:
         expired = [k for k, r in self._records.items() if r.expires_at <= now]
         for key in expired:
             del self._records[key]
-
-
-def open_handles(settings: Settings) -> HandleStore:
-    """The handle store of a service, sized by `secrets.handle_*` settings."""
-    return HandleStore(
-        max_ttl_secs=settings.secrets.handle_max_ttl_secs,
-        max_per_owner=settings.secrets.handle_max_per_caller,
-    )

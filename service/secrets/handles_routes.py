@@ -1,5 +1,6 @@
 """Opaque-handle routes: mint `<secret:…>` handles, list and revoke them, and resolve them
-back to values for the caller that minted them (what `patina secrets run` does).
+back to values for the caller that minted them (what `patina secrets run` does). Thin
+adapters over the broker, which decides and audits.
 
 Registered before the broker's `/secrets/{name}` route so that `handles` is not taken for
 a secret name.
@@ -8,33 +9,20 @@ a secret name.
 from __future__ import annotations
 
 from datetime import UTC, datetime
-from typing import Annotated
 
-from fastapi import APIRouter, Depends, Request, Response
+from fastapi import Response
 from pydantic import BaseModel, Field
 
-from service.auth import resources_of
-from service.errors import BadRequest, Forbidden, NotFound, ServiceBusy, error_responses
-from service.secrets.deps import BrokerDep, SecretsCaller
-from service.secrets.handles import HandleRecord, HandleStore, handle_id_of
-from service.secrets.store import valid_name
+from service.errors import BadRequest, error_responses
+from service.http.routers import api_router
+from service.secrets.broker import Resolution
+from service.secrets.deps import SecretsAccess
+from service.secrets.handles import HandleRecord, handle_id_of
 
-# Each route takes SecretsCaller (the `secrets` scope) itself, as in secrets/routes.py.
-router = APIRouter(tags=["secret handles"], responses=error_responses(401, 403))
+# Each route takes SecretsAccess (the `secrets` scope) itself, as in secrets/routes.py.
+router = api_router(tags=["secret handles"], responses=error_responses(401, 403))
 
-NO_STORE = "no-store"
 MAX_RESOLVE = 256
-
-
-async def get_handles(request: Request) -> HandleStore:
-    """The running handle store; 503 when the service was started without secrets."""
-    handles = resources_of(request).handles
-    if handles is None:
-        raise ServiceBusy("secret handles are not available")
-    return handles
-
-
-HandlesDep = Annotated[HandleStore, Depends(get_handles)]
 
 
 class MintRequest(BaseModel):
@@ -66,6 +54,17 @@ class ResolveRequest(BaseModel):
     handles: list[str] = Field(min_length=1, max_length=MAX_RESOLVE)
 
 
+class ReferencesRequest(BaseModel):
+    """Every reference of one `patina secrets run`: the caller's handles and secret names."""
+
+    handles: list[str] = Field(
+        default_factory=list, max_length=MAX_RESOLVE, description="`<secret:ID>` or bare IDs."
+    )
+    names: list[str] = Field(
+        default_factory=list, max_length=MAX_RESOLVE, description="Secret names."
+    )
+
+
 class ResolvedSecret(BaseModel):
     handle: str
     name: str
@@ -86,49 +85,44 @@ def _info(record: HandleRecord) -> HandleInfo:
     )
 
 
+def _handle_ids(texts: list[str]) -> list[str]:
+    ids = []
+    for index, text in enumerate(texts):
+        handle_id = handle_id_of(text)
+        if handle_id is None:
+            raise BadRequest(f"handles[{index}] is not a <secret:…> handle")
+        ids.append(handle_id)
+    return ids
+
+
+def _resolved(resolutions: list[Resolution]) -> ResolveResponse:
+    return ResolveResponse(
+        secrets=[
+            ResolvedSecret(
+                handle=r.handle, name=r.name, value=r.value.decode("utf-8", errors="replace")
+            )
+            for r in resolutions
+        ]
+    )
+
+
 @router.post(
     "/secrets/handles",
     operation_id="secrets_handle_mint",
     status_code=201,
     responses=error_responses(400, 404, 503),
 )
-async def mint_handle(
-    body: MintRequest,
-    caller: SecretsCaller,
-    broker: BrokerDep,
-    handles: HandlesDep,
-    response: Response,
-) -> HandleInfo:
+async def mint_handle(body: MintRequest, call: SecretsAccess) -> HandleInfo:
     """Mint an opaque handle for a secret the caller may read. The handle is bound to the
     caller: nobody else can resolve it. Give it to an agent instead of the value."""
-    response.headers["Cache-Control"] = NO_STORE
-    if not valid_name(body.name):
-        raise BadRequest("invalid secret name: names must match ^[A-Za-z0-9_]{1,128}$")
-    if not broker.may_read(caller, body.name):
-        broker.audit.record("handle_mint", principal=caller.name, name=body.name, outcome="deny")
-        raise Forbidden(f"secret {body.name} is not in the caller's allowlist")
-    if body.name not in broker.store.current.names():
-        raise NotFound(f"secret {body.name} is not loaded")
-    ttl = body.ttl_secs or broker.config.handle_default_ttl_secs
-    record = handles.mint(caller.name, body.name, ttl_secs=ttl, uses=body.uses)
-    broker.audit.record(
-        "handle_mint",
-        principal=caller.name,
-        name=body.name,
-        outcome="allow",
-        ttl_secs=min(ttl, handles.max_ttl_secs),
-        uses=body.uses,
-    )
+    record = call.broker.mint_handle(call.caller, body.name, ttl_secs=body.ttl_secs, uses=body.uses)
     return _info(record)
 
 
 @router.get("/secrets/handles", operation_id="secrets_handle_list")
-async def list_handles(
-    caller: SecretsCaller, handles: HandlesDep, response: Response
-) -> HandleList:
+async def list_handles(call: SecretsAccess) -> HandleList:
     """The caller's live handles and the names they stand for (never values)."""
-    response.headers["Cache-Control"] = NO_STORE
-    return HandleList(handles=[_info(r) for r in handles.owned_by(caller.name)])
+    return HandleList(handles=[_info(r) for r in call.broker.handles_of(call.caller)])
 
 
 @router.post(
@@ -136,35 +130,30 @@ async def list_handles(
     operation_id="secrets_handle_resolve",
     responses=error_responses(400, 404, 422, 503),
 )
-async def resolve_handles(
-    body: ResolveRequest,
-    caller: SecretsCaller,
-    broker: BrokerDep,
-    handles: HandlesDep,
-    response: Response,
-) -> ResolveResponse:
+async def resolve_handles(body: ResolveRequest, call: SecretsAccess) -> ResolveResponse:
     """Values of the caller's own handles, one use of each spent. 403 for a handle another
     caller minted, 404 for an unknown, expired or used-up one; all or nothing. Each value is
     read through the broker again, so the allowlist and the audit log apply now."""
-    response.headers["Cache-Control"] = NO_STORE
-    ids = []
-    for index, text in enumerate(body.handles):
-        handle_id = handle_id_of(text)
-        if handle_id is None:
-            raise BadRequest(f"handles[{index}] is not a <secret:…> handle")
-        ids.append(handle_id)
-    records = handles.claim(caller.name, ids)
-    resolved = []
-    for record in records:
-        value = broker.read(caller, record.name, via="handle")
-        resolved.append(
-            ResolvedSecret(
-                handle=record.handle,
-                name=record.name,
-                value=value.decode("utf-8", errors="replace"),
-            )
-        )
-    return ResolveResponse(secrets=resolved)
+    resolved = call.broker.resolve_handles(call.caller, _handle_ids(body.handles))
+    return _resolved([Resolution(record.handle, record.name, value) for record, value in resolved])
+
+
+@router.post(
+    "/secrets/resolve",
+    operation_id="secrets_resolve",
+    responses=error_responses(400, 404, 422, 503),
+)
+async def resolve_references(body: ReferencesRequest, call: SecretsAccess) -> ResolveResponse:
+    """Every reference of one `patina secrets run` in one request: the values of the
+    caller's handles (one use of each spent), then of the named secrets, in the order
+    asked. A named secret comes with a handle of the caller's (a live unlimited one, or a
+    new one) to show in place of its value. 400 when nothing is asked; otherwise the same
+    answers as reading each secret and resolving each handle."""
+    if not body.handles and not body.names:
+        raise BadRequest("nothing to resolve: give handles, names or both")
+    return _resolved(
+        call.broker.resolve(call.caller, handle_ids=_handle_ids(body.handles), names=body.names)
+    )
 
 
 @router.delete(
@@ -173,10 +162,10 @@ async def resolve_handles(
     status_code=204,
     responses=error_responses(400, 404),
 )
-async def revoke_handle(handle_id: str, caller: SecretsCaller, handles: HandlesDep) -> Response:
+async def revoke_handle(handle_id: str, call: SecretsAccess) -> Response:
     """Revoke one of the caller's handles now (the id is the hex inside `<secret:…>`)."""
     parsed = handle_id_of(handle_id)
     if parsed is None:
         raise BadRequest("not a handle id")
-    handles.revoke(caller.name, parsed)
-    return Response(status_code=204, headers={"Cache-Control": NO_STORE})
+    call.broker.revoke_handle(call.caller, parsed)
+    return Response(status_code=204)

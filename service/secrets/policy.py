@@ -30,12 +30,13 @@ import os
 import re
 import tomllib
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import Any
 
 from cryptography import x509
 
-from service.auth import Principal
+from service.principal import Principal
 from service.subjects import parse_subject, same_subject
 
 VERB_READ = "read"
@@ -71,7 +72,7 @@ class Consumer:
         return self.token is not None or self.subject is not None
 
     def allows(self, name: str) -> bool:
-        return any(fnmatch.fnmatchcase(name, pattern) for pattern in self.allow)
+        return "*" in self.allow or any(fnmatch.fnmatchcase(name, p) for p in self.allow)
 
 
 _NOBODY = Consumer(label="default", scopes=frozenset({VERB_CACHE}), allow=())
@@ -96,8 +97,13 @@ class Policy:
             and principal.transport == "uds"
             and principal.uid == self.owner_uid
         ):
-            return Consumer(label="owner", scopes=VERBS, allow=("*",), uid=self.owner_uid)
+            return self._owner
         return _NOBODY
+
+    @cached_property
+    def _owner(self) -> Consumer:
+        # Built once per policy: the owner's reads ask for it on every request.
+        return Consumer(label="owner", scopes=VERBS, allow=("*",), uid=self.owner_uid)
 
     def may(self, principal: Principal, verb: str) -> bool:
         return verb in self.consumer_for(principal).scopes

@@ -10,25 +10,16 @@ from __future__ import annotations
 
 import asyncio
 import logging
-import os
 from collections.abc import Callable
 from pathlib import Path
 
 from service.aio import cancel_and_wait
+from service.fileio import FileIdentity, file_identity
 from service.secrets.policy import Policy, PolicyError, default_policy, load_policy
 
 log = logging.getLogger("patina.secrets.policy")
 
-Fingerprint = tuple[int, int, int, int] | None
 ReloadListener = Callable[[str, str, str | None], None]  # outcome, source, reason
-
-
-def fingerprint(path: Path) -> Fingerprint:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
 
 
 class PolicyHolder:
@@ -44,20 +35,20 @@ class PolicyHolder:
         self.path = path
         self.owner_uid = owner_uid
         self._on_reload = on_reload
-        self._seen: Fingerprint = None
+        self._seen: FileIdentity | None = None
         self._task: asyncio.Task[None] | None = None
         if path is None:
             self.current = default_policy(owner_uid)
         else:
             # At start an unreadable or invalid file is fatal: PolicyError propagates.
-            self._seen = fingerprint(path)
+            self._seen = file_identity(path)
             self.current = load_policy(path, owner_uid=owner_uid)
 
     def reload(self) -> bool:
         """Re-read the consumers file; keep the old policy when the new one is invalid."""
         if self.path is None:
             return True
-        self._seen = fingerprint(self.path)
+        self._seen = file_identity(self.path)
         try:
             policy: Policy = load_policy(self.path, owner_uid=self.owner_uid)
         except PolicyError as exc:
@@ -77,7 +68,7 @@ class PolicyHolder:
 
     def check(self) -> None:
         """Reload when the file's identity changed since the last load."""
-        if self.path is not None and fingerprint(self.path) != self._seen:
+        if self.path is not None and file_identity(self.path) != self._seen:
             self.reload()
 
     def start(self, *, poll_secs: float) -> None:

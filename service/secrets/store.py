@@ -12,18 +12,10 @@ gets them; the str objects a JSON body was parsed into are the caller's to drop.
 
 from __future__ import annotations
 
-import re
 import threading
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-
-NAME_RE = re.compile(r"[A-Za-z0-9_]{1,128}")
-
-
-def valid_name(name: str) -> bool:
-    """True when `name` is a legal secret name (`^[A-Za-z0-9_]{1,128}$`)."""
-    return NAME_RE.fullmatch(name) is not None
 
 
 def wipe(buffer: bytearray) -> None:
@@ -130,15 +122,29 @@ class SecretStore:
     @contextmanager
     def reading(self) -> Iterator[Snapshot]:
         """Hold the live snapshot for one read; it is not wiped until the block exits."""
-        while True:
-            snapshot = self._current
-            # Lost a race with a swap that retired it: take the newer one.
-            if snapshot._acquire():
-                break
+        snapshot = self._hold()
         try:
             yield snapshot
         finally:
             snapshot._release()
+
+    def value_of(self, name: str) -> tuple[bytes | None, int]:
+        """A copy of one value (None when absent) and the generation it came from, taken
+        while the snapshot counts this reader (as `reading()`, without its overhead: a
+        secret read does this on every request)."""
+        snapshot = self._hold()
+        try:
+            return snapshot.get(name), snapshot.generation
+        finally:
+            snapshot._release()
+
+    def _hold(self) -> Snapshot:
+        """The live snapshot, counted as read (so not wiped) until `_release`."""
+        while True:
+            snapshot = self._current
+            # Lost a race with a swap that retired it: take the newer one.
+            if snapshot._acquire():
+                return snapshot
 
     def _swap(self, values: dict[str, bytearray]) -> Snapshot:
         with self._lock:

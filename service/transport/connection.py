@@ -2,7 +2,7 @@
 
 uvicorn does not put Unix-socket peer credentials or TLS client certificates in the ASGI
 scope, so our protocol (transport/protocol.py) reads them once per connection and stores a
-ConnectionInfo in the scope's `state`. Tests that call the app directly use `tagged`.
+ConnectionInfo in the scope's `state`. Tests that call the app directly use `with_connection`.
 """
 
 from __future__ import annotations
@@ -48,14 +48,13 @@ def connection_of(scope: MutableMapping[str, Any]) -> ConnectionInfo | None:
     return info if isinstance(info, ConnectionInfo) else None
 
 
-class tagged:  # noqa: N801 - reads as a function at call sites: tagged(app, info)
-    """Wrap an ASGI app so every request carries `info`, as a real listener would."""
+def with_connection(app: ASGIApp, info: ConnectionInfo) -> ASGIApp:
+    """`app` with every request carrying `info`, as a real listener would tag it (tests
+    call apps in-process this way)."""
 
-    def __init__(self, app: ASGIApp, info: ConnectionInfo) -> None:
-        self.app = app
-        self.info = info
-
-    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+    async def tagged_app(scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] in ("http", "websocket"):
-            scope["state"] = {**scope.get("state", {}), STATE_KEY: self.info}
-        await self.app(scope, receive, send)
+            scope["state"] = {**scope.get("state", {}), STATE_KEY: info}
+        await app(scope, receive, send)
+
+    return tagged_app

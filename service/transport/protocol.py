@@ -10,13 +10,13 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import HttpToolsProtocol
 
+from service.http.wire import raw_error_response
 from service.subjects import subject_of_certificate
 from service.transport.connection import (
     STATE_KEY,
@@ -26,6 +26,11 @@ from service.transport.connection import (
 )
 
 log = logging.getLogger("patina.transport")
+_REASONS = {
+    408: b"Request Timeout",
+    431: b"Request Header Fields Too Large",
+    503: b"Service Unavailable",
+}
 
 
 @dataclass(frozen=True)
@@ -150,21 +155,11 @@ class GuardedProtocol(HttpToolsProtocol):
         super().connection_lost(exc)
 
     def _reject(self, status: int, message: str) -> None:
-        reasons = {
-            408: b"Request Timeout",
-            431: b"Request Header Fields Too Large",
-            503: b"Service Unavailable",
-        }
-        body = json.dumps({"error": message}).encode()
-        head = b"HTTP/1.1 %d %s\r\n" % (status, reasons[status])
-        head += b"content-type: application/json\r\ncontent-length: %d\r\n" % len(body)
-        head += b"x-content-type-options: nosniff\r\nx-frame-options: DENY\r\n"
-        if status == 503:
-            head += b"retry-after: 1\r\n"
-        head += b"connection: close\r\n\r\n"
+        retry = ((b"retry-after", b"1"),) if status == 503 else ()
+        answer = raw_error_response(status, _REASONS[status], message, extra=retry)
         log.warning(message, extra={"fields": {"transport": self.policy.transport}})
         self._awaiting_headers = False
-        self.transport.write(head + body)
+        self.transport.write(answer)
         self.transport.close()
 
 

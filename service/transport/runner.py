@@ -21,7 +21,8 @@ import uvicorn
 from starlette.types import ASGIApp
 
 from service.app import create_admin_app, create_app, create_metrics_app
-from service.resources import Resources, open_resources
+from service.bootstrap import open_resources
+from service.resources import Resources
 from service.settings import Settings
 from service.tokens import build_token_store
 from service.transport.connection import Transport

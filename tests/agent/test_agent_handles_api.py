@@ -12,11 +12,13 @@ import httpx
 import pytest
 
 from service.app import create_admin_app, create_app
-from service.resources import Resources, open_resources
-from service.secrets.handles import HANDLE_RE, HandleStore
-from service.settings import load_settings
-from service.transport.connection import ConnectionInfo, PeerCred, tagged
+from service.bootstrap import open_resources
+from service.resources import Resources
+from service.secrets.handles import HANDLE_RE
+from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 from tests.agent.conftest import TRIPWIRE
+from tests.secrets.helpers import broker_settings
+from tests.support.clock import HandClock
 
 pytestmark = pytest.mark.anyio
 
@@ -27,46 +29,31 @@ ADMIN = ConnectionInfo("admin", PeerCred(pid=12, uid=os.getuid(), gid=os.getgid(
 Client = Callable[[ConnectionInfo], AbstractAsyncContextManager[httpx.AsyncClient]]
 
 
-class Clock:
-    """A hand-driven monotonic clock for the handle store."""
-
-    def __init__(self) -> None:
-        self.now = 1000.0
-
-    def __call__(self) -> float:
-        return self.now
-
-
 @pytest.fixture
-async def resources(tmp_path: Path) -> AsyncIterator[Resources]:
-    consumers = tmp_path / "consumers.toml"
-    consumers.write_text(
+async def resources(tmp_path: Path, clock: HandClock) -> AsyncIterator[Resources]:
+    consumers = (
         f'[[consumers]]\nuid = {OTHER_UID}\nscopes = ["read", "list"]\nallow = ["SHARED_*"]\n'
     )
-    settings = load_settings(
-        home=tmp_path / "home",
-        knowledge={"enabled": False},
-        secrets={"consumers_file": consumers, "disable_core_dumps": False},
+    settings = broker_settings(
+        tmp_path, consumers, handle_max_ttl_secs=3600, handle_max_per_caller=3
     )
-    async with open_resources(settings) as res:
+    async with open_resources(settings, clock=clock) as res:
         yield res
 
 
 @pytest.fixture
-def clock(resources: Resources) -> Clock:
-    clock = Clock()
-    resources.handles = HandleStore(max_ttl_secs=3600, max_per_owner=3, clock=clock)
-    return clock
+def clock() -> HandClock:
+    return HandClock()
 
 
 @pytest.fixture
-async def client(resources: Resources, clock: Clock) -> Client:
+async def client(resources: Resources) -> Client:
     public, admin = create_app(resources), create_admin_app(resources)
 
     @asynccontextmanager
     async def as_(conn: ConnectionInfo) -> AsyncIterator[httpx.AsyncClient]:
         app = admin if conn.transport == "admin" else public
-        transport = httpx.ASGITransport(app=tagged(app, conn), raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=with_connection(app, conn), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://patina.local") as c:
             yield c
 
@@ -126,7 +113,7 @@ async def test_handles_only_for_names_the_caller_may_read(client: Client) -> Non
         assert invalid.status_code == 400
 
 
-async def test_handles_expire(client: Client, clock: Clock) -> None:
+async def test_handles_expire(client: Client, clock: HandClock) -> None:
     async with client(OWNER) as owner:
         handle = await mint(owner, "API_TOKEN", ttl_secs=30)
         clock.now += 29

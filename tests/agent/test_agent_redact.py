@@ -13,8 +13,8 @@ import urllib.parse
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from service.secrets.redact import Scrubber, scrub_fd, secret_forms, write_all
-from service.secrets.redact_engines import available_engines
+from service.redaction.engines import available_engines
+from service.redaction.scrubber import Scrubber, scrub_fd, secret_forms, write_all
 
 VALUE = b"sk_live_51HxQeYf2eZvKYlo2C0123456789"
 OTHER = b"ghp_16C7e42F292c6912E7710c838347Ae178B4a"

@@ -286,3 +286,48 @@ def test_run_against_a_real_service_shows_handles(tmp_path: Path) -> None:
         with service.client() as client:
             resolved = client.post("/secrets/handles/resolve", json={"handles": [handle]})
         assert resolved.json()["secrets"][0]["value"] == TRIPWIRE
+
+
+def _secrets_requests(metrics: str) -> dict[str, float]:
+    """Requests answered per /secrets route template (from http_requests_total)."""
+    counts: dict[str, float] = {}
+    for line in metrics.splitlines():
+        if line.startswith("http_requests_total{") and 'route="/secrets' in line:
+            route = line.split('route="', 1)[1].split('"', 1)[0]
+            counts[route] = counts.get(route, 0.0) + float(line.rsplit(" ", 1)[1])
+    return counts
+
+
+@pytest.mark.slow
+def test_run_resolves_every_reference_in_one_request(tmp_path: Path) -> None:
+    base = short_tmp_dir()
+    with running_service(home=base) as service:
+        values = {"API_TOKEN": TRIPWIRE, "DB_PASS": "db-pass-0042-tripwire", "CI_KEY": "ci-key-77"}
+        with uds_client(service.admin_socket) as admin:
+            assert admin.put("/admin/secrets", json={"secrets": values}).status_code == 200
+        env = patina_env(base)
+        handle = patina(base, "secrets", "handle", "CI_KEY", env=env).stdout.decode().strip()
+        with service.client() as client:
+            before = _secrets_requests(client.get("/metrics").text)
+        result = patina(
+            base,
+            "secrets",
+            "run",
+            "-e",
+            "A=API_TOKEN",
+            "-e",
+            "B=DB_PASS",
+            "-e",
+            f"C={handle}",
+            "--",
+            "sh",
+            "-c",
+            'test "$A$B$C" = "$EXPECTED" && echo same',
+            env={**env, "EXPECTED": "".join(values[n] for n in ("API_TOKEN", "DB_PASS", "CI_KEY"))},
+        )
+        with service.client() as client:
+            after = _secrets_requests(client.get("/metrics").text)
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.decode().strip() == "same"
+    spent = {route: after[route] - before.get(route, 0.0) for route in after}
+    assert {route: n for route, n in spent.items() if n} == {"/secrets/resolve": 1.0}

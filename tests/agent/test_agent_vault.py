@@ -8,7 +8,7 @@ import stat
 import subprocess
 from pathlib import Path
 
-from service.secrets.vault import read_vault
+from service.agent.vault import read_vault
 from tests.agent.conftest import TRIPWIRE, TRIPWIRE_PEM, add_secret, patina, patina_env
 
 

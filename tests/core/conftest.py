@@ -13,7 +13,8 @@ from fastapi import APIRouter, FastAPI
 from pydantic import BaseModel
 
 from service.app import create_app
-from service.resources import Resources, open_resources
+from service.bootstrap import open_resources
+from service.resources import Resources
 from service.settings import Settings, load_settings
 from service.tokens import TokenRecord, TokenStore, digest
 from service.transport.connection import ConnectionInfo, PeerCred

@@ -71,8 +71,6 @@ async def test_wrong_field_type_names_the_field(owner: httpx.AsyncClient) -> Non
 @pytest.mark.parametrize(
     ("path", "body"),
     [
-        ("/api/index", {CALLER_KEY: 1}),
-        ("/api/index", {"paths": [], "wait": True, CALLER_KEY: "x"}),
         ("/secrets/cache", {"secrets": {CALLER_KEY: 1}}),
     ],
 )

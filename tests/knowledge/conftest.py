@@ -12,6 +12,7 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.bootstrap import open_resources
 from service.knowledge import store
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder
@@ -20,7 +21,7 @@ from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.service import KnowledgeService, index_path
 from service.resources import Resources
 from service.settings import Settings, load_settings
-from service.transport.connection import ConnectionInfo, PeerCred, tagged
+from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 
 # A corpus where each chunk has one job in the tests: the paraphrase target shares no word
 # with its query; the identifier exists only in its function.
@@ -164,19 +165,14 @@ async def open_api(
 ) -> AsyncIterator[tuple[Resources, httpx.AsyncClient]]:
     """Resources with a knowledge service on the shared model, and a client that talks to
     the public app as a Unix-socket peer (the machine's owner)."""
-    resources = Resources(settings)
-    resources.knowledge = KnowledgeService(
-        settings, embedder=embedder, metrics=KnowledgeMetrics(resources.metrics.registry)
-    )
-    resources.exit_stack.callback(resources.knowledge.close)
-    app = tagged(create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 1000, 1000)))
-    try:
+    async with open_resources(settings, embedder=embedder) as resources:
+        app = with_connection(
+            create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 1000, 1000))
+        )
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="http://patina.local"
         ) as client:
             yield resources, client
-    finally:
-        await resources.close()
 
 
 ApiFactory = Callable[[Settings], AbstractAsyncContextManager[tuple[Resources, httpx.AsyncClient]]]

@@ -11,11 +11,12 @@ import httpx
 import pytest
 
 from service.app import create_app
+from service.bootstrap import open_resources
 from service.knowledge.embedder import Embedder
 from service.resources import Resources
 from service.settings import Settings, load_settings
 from service.tokens import TokenRecord, TokenStore, digest
-from service.transport.connection import ConnectionInfo, tagged
+from service.transport.connection import ConnectionInfo, with_connection
 
 from .conftest import ApiFactory, index_dir
 
@@ -26,7 +27,7 @@ PATINA_FIELDS = {"id", "content", "score", "event_type", "source_id", "timestamp
 async def wait_until_idle(resources: Resources, timeout: float = 30.0) -> None:
     """Bounded wait for the gate's slots to come back (they follow the worker threads)."""
     deadline = time.monotonic() + timeout
-    while resources.bounded.gate.in_use and time.monotonic() < deadline:
+    while resources.queries.gate.in_use and time.monotonic() < deadline:
         await asyncio.sleep(0.01)
 
 
@@ -95,20 +96,20 @@ async def test_a_query_past_its_deadline_gets_504_and_its_work_stops(
         assert response.status_code == 504
         assert response.json() == {"error": "query exceeded its deadline"}
         await wait_until_idle(resources)
-        assert resources.bounded.gate.in_use == 0  # no worker thread still on the query
+        assert resources.queries.gate.in_use == 0  # no worker thread still on the query
         metrics = resources.metrics.render()[0].decode()
     assert 'scry_queries_total{mode="semantic",outcome="cancelled"} 1.0' in metrics
-    assert 'outcome="ok"' not in metrics  # it stopped; it did not run to the end
+    assert 'scry_queries_total{mode="semantic",outcome="ok"}' not in metrics  # it stopped
 
 
 async def test_queries_beyond_the_gate_get_503(api_for: ApiFactory, indexed: Settings) -> None:
     settings = indexed.model_copy(update={"max_concurrent_queries": 1})
     async with api_for(settings) as (resources, client):
-        assert resources.bounded.gate.try_acquire()  # a query in flight holds the only slot
+        assert resources.queries.gate.try_acquire()  # a query in flight holds the only slot
         try:
             busy = await client.post("/api/scry", json={"query": "retry"})
         finally:
-            resources.bounded.gate.release()
+            resources.queries.gate.release()
         after = await client.post("/api/scry", json={"query": "retry"})
     assert busy.status_code == 503
     assert busy.headers["retry-after"]
@@ -242,22 +243,14 @@ async def test_index_without_configured_roots_is_refused(
 
 
 async def test_tcp_tokens_need_the_matching_scope(indexed: Settings, embedder: Embedder) -> None:
-    from service.knowledge.metrics import KnowledgeMetrics
-    from service.knowledge.service import KnowledgeService
-
     tokens = TokenStore(
         [
             TokenRecord("reader", digest("reader-token-0123456789"), frozenset({"scry"})),
             TokenRecord("ops", digest("ops-token-0123456789"), frozenset({"secrets"})),
         ]
     )
-    resources = Resources(indexed, tokens=tokens)
-    resources.knowledge = KnowledgeService(
-        indexed, embedder=embedder, metrics=KnowledgeMetrics(resources.metrics.registry)
-    )
-    resources.exit_stack.callback(resources.knowledge.close)
-    app = tagged(create_app(resources), ConnectionInfo("tcp"))
-    try:
+    async with open_resources(indexed, tokens=tokens, embedder=embedder) as resources:
+        app = with_connection(create_app(resources), ConnectionInfo("tcp"))
         async with httpx.AsyncClient(
             transport=httpx.ASGITransport(app=app), base_url="https://patina.local"
         ) as client:
@@ -275,9 +268,24 @@ async def test_tcp_tokens_need_the_matching_scope(indexed: Settings, embedder: E
             ops = await client.post(
                 "/api/scry", json={"query": "x"}, headers=auth("ops-token-0123456789")
             )
-    finally:
-        await resources.close()
     assert anon.status_code == 401
     assert reader.status_code == 200
     assert reader_index.status_code == 403
     assert ops.status_code == 403
+
+
+CALLER_KEY = "sk_live_4eC39HqLyjWDarjtT1zdp7dc"
+
+
+@pytest.mark.parametrize(
+    "body",
+    [{CALLER_KEY: 1}, {"paths": [], "wait": True, CALLER_KEY: "x"}],
+)
+async def test_an_index_422_never_repeats_a_key_the_caller_chose(
+    api_for: ApiFactory, settings: Settings, body: dict[str, object]
+) -> None:
+    async with api_for(settings) as (_resources, client):
+        response = await client.post("/api/index", json=body)
+    assert response.status_code == 422
+    assert CALLER_KEY not in response.text
+    assert "<key>" in response.json()["error"]

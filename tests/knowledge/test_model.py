@@ -9,7 +9,8 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from service.bounding import Cancel, Cancelled
+from service.bootstrap import open_resources
+from service.cancel import Cancel, Cancelled
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder
 from service.knowledge.model import (
@@ -20,7 +21,6 @@ from service.knowledge.model import (
     default_tokenizer_path,
     sha256_hex_of,
 )
-from service.resources import open_resources
 from service.settings import load_settings
 
 

@@ -7,7 +7,7 @@ import contextlib
 import os
 from pathlib import Path
 
-from service.bounding import Cancel
+from service.cancel import Cancel
 from service.knowledge import store
 
 

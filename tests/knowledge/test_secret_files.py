@@ -12,15 +12,15 @@ import pytest
 from prometheus_client import CollectorRegistry
 
 from service.app import create_app
+from service.bootstrap import open_resources
 from service.knowledge.embedder import Embedder
 from service.knowledge.indexer import IndexReport
 from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.secret_files import SecretFileRules
 from service.knowledge.service import IndexRun, KnowledgeService, index_path
-from service.resources import Resources
 from service.settings import Settings, load_settings
 from service.tokens import TokenRecord, TokenStore, digest
-from service.transport.connection import ConnectionInfo, tagged
+from service.transport.connection import ConnectionInfo, with_connection
 
 from .conftest import index_dir, write_corpus
 
@@ -93,14 +93,9 @@ def test_a_scry_and_index_token_cannot_read_a_secret_through_the_index(
     tokens = TokenStore([TokenRecord("ci", digest(token), frozenset({"scry", "index"}))])
 
     async def attack() -> list[httpx.Response]:
-        resources = Resources(settings, tokens=tokens)
-        resources.knowledge = KnowledgeService(
-            settings, embedder=embedder, metrics=KnowledgeMetrics(resources.metrics.registry)
-        )
-        resources.exit_stack.callback(resources.knowledge.close)
-        app = tagged(create_app(resources), ConnectionInfo("tcp"))
-        headers = {"Authorization": f"Bearer {token}"}
-        try:
+        async with open_resources(settings, tokens=tokens, embedder=embedder) as resources:
+            app = with_connection(create_app(resources), ConnectionInfo("tcp"))
+            headers = {"Authorization": f"Bearer {token}"}
             async with httpx.AsyncClient(
                 transport=httpx.ASGITransport(app=app), base_url="https://patina.local"
             ) as client:
@@ -116,8 +111,6 @@ def test_a_scry_and_index_token_cannot_read_a_secret_through_the_index(
                             )
                         )
                 return answers
-        finally:
-            await resources.close()
 
     indexed, *answers = asyncio.run(attack())
     assert indexed.status_code == 200, indexed.text

@@ -9,6 +9,7 @@ shared by the module's tests; each test reads it and changes nothing another tes
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import json
 import os
@@ -36,6 +37,18 @@ SILENT_TIMEOUT_MS = 800
 KILLED_TIMEOUT_MS = 3000
 NODE_TIMEOUT_MS = 10_000  # generous: live nodes must never time out on a loaded machine
 
+# Tripwires held by a node's secrets broker (pushed by the test that uses them) and planted
+# in indexed files: no scry answer may carry them. A's value is in a's and b's corpus (a
+# scrubs its own results and b's), b's only in b's (b scrubs what it answers a).
+HELD_BY_A = "tw-held-by-a-6c0f2e91d7"
+HELD_BY_B = "tw-held-by-b-3a9d5c4417"
+PLANTED_QUERY = "staging rotation keys pasted by mistake"
+PLANTED = {
+    "a": f"# Staging rotation\n\nThe staging keys pasted by mistake: {HELD_BY_A}, and "
+    f"in base64 {base64.b64encode(HELD_BY_A.encode()).decode()}.\n",
+    "b": f"# Staging rotation keys\n\nPasted by mistake: {HELD_BY_A} and {HELD_BY_B}.\n",
+}
+
 # Each node's corpus has a rollback document in its own words (so one question finds a
 # chunk on every node) and a document found nowhere else.
 CORPORA: dict[str, dict[str, str]] = {
@@ -44,12 +57,14 @@ CORPORA: dict[str, dict[str, str]] = {
         "pick the previous image tag in the dashboard and redeploy it.\n",
         "notes/espresso.txt": "The espresso machine on the third floor is descaled every "
         "Friday before lunch.\n",
+        "notes/staging.md": PLANTED["a"],
     },
     "b": {
         "docs/rollback.md": "# Reverting beta\n\nWhen a beta release breaks, roll it back "
         "with `beta-revert --to previous` and tell the on-call channel.\n",
         "src/quokka.py": "def quokka_census_total(islands: list[int]) -> int:\n"
         '    """Count the quokkas on every island."""\n    return sum(islands)\n',
+        "notes/staging.md": PLANTED["b"],
     },
     "c": {
         "docs/rollback.md": "# Undoing a gamma release\n\nA faulty gamma release is rolled "

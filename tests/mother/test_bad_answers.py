@@ -13,9 +13,9 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.resources import open_resources
+from service.bootstrap import open_resources
 from service.settings import load_settings
-from service.transport.connection import ConnectionInfo, PeerCred, tagged
+from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 
 pytestmark = pytest.mark.anyio
 
@@ -78,7 +78,7 @@ async def test_a_malformed_answer_fails_that_node_and_the_others_are_returned(
         node_answering(bad, BAD_ANSWERS[answer]),
         open_resources(settings) as resources,
     ):
-        app = tagged(create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 0, 0)))
+        app = with_connection(create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 0, 0)))
         transport = httpx.ASGITransport(app=app)
         async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
             response = await client.post("/api/scry", json={"query": "rollback", "federate": True})

@@ -3,20 +3,27 @@ deadlines, loops, metrics and the CLI."""
 
 from __future__ import annotations
 
+import base64
 import json
 import re
 import time
 from typing import Any
 
+import httpx
+
+from service.client import ssl_context
 from tests.mother.cluster import (
+    HELD_BY_A,
+    HELD_BY_B,
     KILLED_TIMEOUT_MS,
+    PLANTED_QUERY,
     SILENT_TIMEOUT_MS,
     TOKENS,
     WRONG_TOKEN,
     Cluster,
 )
 from tests.support.metrics import metric_total
-from tests.support.process import run_patina
+from tests.support.process import run_patina, uds_client
 
 ROLLBACK = "how do I roll back a broken release"
 # Generous bounds that still tell "bounded by the deadline" from "waited for the node".
@@ -206,3 +213,84 @@ def test_tokens_never_reach_answers_logs_metrics_or_files(cluster: Cluster) -> N
         if path.is_file() and cluster.secrets not in path.parents:
             data = path.read_bytes()
             assert not any(token.encode() in data for token in tripwires), path
+
+
+def _tls_client(cluster: Cluster, name: str, token: str) -> httpx.Client:
+    """node `name` over TLS, as a node that federates to it would reach it."""
+    ctx = ssl_context(cluster.certs.ca, cluster.certs.client, cluster.certs.client_key)
+    return httpx.Client(
+        base_url=f"https://127.0.0.1:{cluster[name].port}",
+        verify=ctx,
+        headers={"Authorization": f"Bearer {token}"},
+        timeout=60,
+    )
+
+
+def _push(cluster: Cluster, name: str, values: dict[str, str] | None) -> None:
+    with uds_client(cluster[name].process.admin_socket) as admin:
+        if values is None:
+            assert admin.delete("/admin/secrets").status_code == 200
+        else:
+            assert admin.put("/admin/secrets", json={"secrets": values}).status_code == 200
+
+
+def test_no_scry_answer_carries_a_value_a_broker_holds(cluster: Cluster) -> None:
+    def forms(*values: str) -> list[str]:
+        return [*values, *(base64.b64encode(value.encode()).decode() for value in values)]
+
+    _push(cluster, "a", {"STAGING_KEY_A": HELD_BY_A})
+    _push(cluster, "b", {"STAGING_KEY_B": HELD_BY_B})
+    try:
+        answers: dict[str, str] = {}
+        for mode in ("hybrid", "lexical", "semantic"):
+            body = {"query": PLANTED_QUERY, "mode": mode, "limit": 50}
+            federated = {**body, "federate": ["b"]}
+            # a's socket owner may read a's secret: it sees a's reference, never b's name.
+            answers[f"uds {mode}"] = json.dumps(cluster["a"].scry(body))
+            answers[f"uds federated {mode}"] = json.dumps(cluster["a"].scry(federated))
+            with _tls_client(cluster, "a", TOKENS["a"]) as tls:
+                answers[f"tls {mode}"] = tls.post("/api/scry", json=body).text
+                answers[f"tls federated {mode}"] = tls.post("/api/scry", json=federated).text
+            # Exactly what a sends b when it federates: b's token, hop 1.
+            with _tls_client(cluster, "b", TOKENS["b"]) as to_mother:
+                answers[f"b to a mother {mode}"] = to_mother.post(
+                    "/api/scry", json=body, headers={"X-Patina-Hops": "1"}
+                ).text
+        config = str(cluster["a"].config)
+        cli = run_patina(
+            "scry",
+            PLANTED_QUERY,
+            "--federate",
+            "--json",
+            "-n",
+            "50",
+            "--config",
+            config,
+            env={"PATINA_HOME": str(cluster["a"].home)},
+        )
+        assert cli.returncode == 0, cli.stderr.decode()
+        answers["cli federated"] = cli.stdout.decode()
+    finally:
+        _push(cluster, "a", None)
+        _push(cluster, "b", None)
+    for where, text in answers.items():
+        # b does not hold a's value: its own answer shows it, and a scrubs it on arrival.
+        held = forms(HELD_BY_B) if where.startswith("b to") else forms(HELD_BY_A, HELD_BY_B)
+        assert not any(form in text for form in held), where
+        assert "STAGING_KEY_B" not in text, where
+        # The planted chunks were found, with their values replaced.
+        assert "pasted by mistake" in text.lower(), where
+    for where in ("uds lexical", "uds federated lexical", "cli federated"):
+        assert "${secret:STAGING_KEY_A}" in answers[where], where
+    for where in ("tls lexical", "tls federated lexical", "b to a mother lexical"):
+        assert "[REDACTED]" in answers[where], where
+        assert "STAGING_KEY_A" not in answers[where], where
+    assert HELD_BY_A in answers["b to a mother lexical"]
+    # b's value left b as [REDACTED] (b answered a's token), and a kept it so.
+    assert (
+        "Pasted by mistake: ${secret:STAGING_KEY_A} and [REDACTED]"
+        in answers["uds federated lexical"]
+    )
+    # With the brokers cleared, the indexed text is shown as it is.
+    plain = json.dumps(cluster["a"].scry({"query": PLANTED_QUERY, "mode": "lexical"}))
+    assert HELD_BY_A in plain

@@ -10,9 +10,9 @@ import httpx
 import pytest
 
 from service.app import create_app
-from service.resources import open_resources
+from service.bootstrap import open_resources
 from service.settings import load_settings
-from service.transport.connection import ConnectionInfo, PeerCred, tagged
+from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 
 SILENT_TIMEOUT_MS = 1500
 
@@ -34,12 +34,14 @@ async def test_federated_scry_holds_a_gate_slot_until_its_nodes_answer(short_tmp
     )
     try:
         async with open_resources(settings) as resources:
-            app = tagged(create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 0, 0)))
+            app = with_connection(
+                create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 0, 0))
+            )
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 body = {"query": "anything", "federate": True}
                 first = asyncio.create_task(client.post("/api/scry", json=body))
-                while resources.bounded.gate.in_use == 0:
+                while resources.queries.gate.in_use == 0:
                     await asyncio.sleep(0.005)
                 second = await client.post("/api/scry", json=body)
                 assert second.status_code == 503
@@ -55,6 +57,6 @@ async def test_federated_scry_holds_a_gate_slot_until_its_nodes_answer(short_tmp
                 }
             ]
             assert answer["results"] == []
-            assert resources.bounded.gate.in_use == 0
+            assert resources.queries.gate.in_use == 0
     finally:
         silent.close()

@@ -2,34 +2,33 @@
 
 from __future__ import annotations
 
-from typing import Any
-
+from service.knowledge.scry_models import ScryResult
 from service.mother.federation import classify, merge
 from service.mother.hops import MAX_HOPS, may_federate, parse_hops
 
 
-def _hit(path: str, score: float, *, repo: str = "r", content: str | None = None) -> dict[str, Any]:
-    return {
-        "id": abs(hash(path)) % 1000,
-        "content": content or f"text of {path}",
-        "score": score,
-        "event_type": "doc.section",
-        "source_id": path,
-        "timestamp": "",
-        "repo": repo,
-        "path": path,
-        "start_line": 1,
-        "end_line": 2,
-        "kind": "markdown",
-        "modes": ["lexical"],
-    }
+def _hit(path: str, score: float, *, repo: str = "r", content: str | None = None) -> ScryResult:
+    return ScryResult(
+        id=abs(hash(path)) % 1000,
+        content=content or f"text of {path}",
+        score=score,
+        event_type="doc.section",
+        source_id=path,
+        timestamp="",
+        repo=repo,
+        path=path,
+        start_line=1,
+        end_line=2,
+        kind="markdown",
+        modes=["lexical"],
+    )
 
 
 def test_merge_interleaves_by_rank_and_labels_each_result() -> None:
     local = [_hit("a1", 0.9), _hit("a2", 0.8)]
     remote = [_hit("b1", 0.95), _hit("b2", 0.1)]
     merged = merge([("local", local), ("b", remote)], limit=10)
-    assert [(h["node"], h["path"]) for h in merged] == [
+    assert [(h.node, h.path) for h in merged] == [
         ("b", "b1"),  # rank 1 on both nodes: the node's own score breaks the tie
         ("local", "a1"),
         ("local", "a2"),
@@ -40,9 +39,9 @@ def test_merge_interleaves_by_rank_and_labels_each_result() -> None:
 def test_merge_keeps_a_shared_chunk_once_at_its_best_rank() -> None:
     shared = _hit("shared.md", 0.3, repo="common")
     local = [_hit("a1", 0.9), shared]
-    remote = [dict(shared, score=0.99, id=77), _hit("b2", 0.5)]
+    remote = [shared.model_copy(update={"score": 0.99, "id": 77}), _hit("b2", 0.5)]
     merged = merge([("local", local), ("b", remote)], limit=10)
-    paths = [(h["node"], h["path"]) for h in merged]
+    paths = [(h.node, h.path) for h in merged]
     assert paths.count(("b", "shared.md")) == 1
     assert ("local", "shared.md") not in paths
     # At its best rank (first on b) it ties with a1 and does not outrank it by being twice.
@@ -53,12 +52,12 @@ def test_merge_is_deterministic_and_respects_the_limit() -> None:
     lists = [("local", [_hit("x", 1.0)]), ("b", [_hit("y", 1.0)]), ("c", [_hit("z", 1.0)])]
     first = merge(lists, limit=2)
     assert first == merge(lists, limit=2)
-    assert [h["node"] for h in first] == ["local", "b"]
+    assert [h.node for h in first] == ["local", "b"]
     assert merge(lists, limit=0) == []
 
 
 def test_classify_maps_answers_to_outcomes() -> None:
-    ok, results, reason = classify(200, {"results": [_hit("p", 0.5)], "count": 1})
+    ok, results, reason = classify(200, {"results": [_hit("p", 0.5).model_dump()], "count": 1})
     assert (ok, len(results), reason) == ("ok", 1, None)
     # An original Patina daemon sends only Patina's fields: still a result.
     patina = {
@@ -69,7 +68,9 @@ def test_classify_maps_answers_to_outcomes() -> None:
         "source_id": "s",
         "timestamp": "t",
     }
-    assert classify(200, {"results": [patina]})[0] == "ok"
+    outcome, [result], _ = classify(200, {"results": [patina]})
+    assert outcome == "ok"
+    assert (result.content, result.path, result.modes) == ("c", "", [])
     assert classify(401, {"error": "missing or invalid bearer token"}) == (
         "unauthorized",
         [],

@@ -32,9 +32,7 @@ from schemathesis.specs.openapi.checks import (
     status_code_conformance,
 )
 
-from service.app import create_admin_app, create_app
-from service.resources import Resources
-from service.settings import Settings
+from service.app import openapi_document
 
 REPO_ROOT = Path(__file__).resolve().parents[2]
 # Every 5xx is a bug except the designed ones: the gate is full (503), a deadline passed (504).
@@ -62,9 +60,7 @@ def admin_document() -> dict[str, Any]:
 
 
 def _app_document(*, admin: bool) -> dict[str, Any]:
-    resources = Resources(Settings(home=Path("/nonexistent")))
-    app = create_admin_app(resources) if admin else create_app(resources)
-    return app.openapi()
+    return openapi_document(admin=admin)
 
 
 @dataclass

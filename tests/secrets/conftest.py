@@ -11,7 +11,8 @@ import httpx
 import pytest
 
 from service.app import create_admin_app, create_app
-from service.resources import Resources, open_resources
+from service.bootstrap import open_resources
+from service.resources import Resources
 from service.secrets.broker import SecretsBroker
 from service.settings import Settings, load_settings
 from service.tokens import TokenRecord, TokenStore, digest
@@ -65,8 +66,8 @@ async def resources(settings: Settings) -> AsyncIterator[Resources]:
 
 @pytest.fixture
 def broker(resources: Resources) -> SecretsBroker:
-    assert resources.secrets is not None
-    return resources.secrets
+    assert resources.broker is not None
+    return resources.broker
 
 
 @pytest.fixture

@@ -10,6 +10,7 @@ from typing import Any
 import httpx
 
 from service.secrets.broker import SecretsBroker
+from service.settings import Settings, load_settings
 from service.transport.connection import ConnectionInfo, PeerCred
 
 OWNER = ConnectionInfo("uds", PeerCred(pid=4242, uid=os.getuid(), gid=os.getgid()))
@@ -43,3 +44,14 @@ def audit_events(broker: SecretsBroker) -> list[dict[str, Any]]:
     if not path.exists():
         return []
     return [json.loads(line) for line in path.read_text().splitlines()]
+
+
+def broker_settings(tmp_path: Path, consumers: str, **secrets: Any) -> Settings:
+    """Settings of a service without knowledge whose consumers file holds `consumers`
+    (core dumps left alone: the test process is not a service)."""
+    path = write_consumers(tmp_path / "consumers.toml", consumers)
+    return load_settings(
+        home=tmp_path / "home",
+        knowledge={"enabled": False},
+        secrets={"consumers_file": path, "disable_core_dumps": False, **secrets},
+    )

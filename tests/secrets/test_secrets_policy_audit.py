@@ -32,8 +32,8 @@ SET = {"GITHUB_TOKEN": TRIPWIRE, "DB_PASSWORD": TRIPWIRE_2}
 
 
 def broker_of(resources: Resources):  # type: ignore[no-untyped-def]
-    assert resources.secrets is not None
-    return resources.secrets
+    assert resources.broker is not None
+    return resources.broker
 
 
 async def _status_for_other(client_as: ClientFactory, name: str) -> int:
@@ -93,7 +93,7 @@ async def test_sighup_applies_a_valid_policy(
 def test_owner_reads_all_can_be_turned_off(tmp_path: Path) -> None:
     path = write_consumers(tmp_path / "c.toml", "owner_reads_all = false\n")
     policy = load_policy(path, owner_uid=1000)
-    from service.auth import LOCAL_SCOPES, Principal
+    from service.principal import LOCAL_SCOPES, Principal
 
     owner = Principal(transport="uds", name="uid:1000", scopes=LOCAL_SCOPES, uid=1000)
     assert not policy.may_read(owner, "ANY")

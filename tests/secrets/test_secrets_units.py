@@ -7,8 +7,8 @@ import sys
 
 import pytest
 
+from service.agent.dotenv import parse_dotenv
 from service.secrets.cache import SessionCache
-from service.secrets.dotenv import parse_dotenv
 from service.secrets.store import SecretStore
 from tests.secrets.helpers import TRIPWIRE
 
@@ -29,6 +29,19 @@ def test_a_held_snapshot_is_wiped_only_when_its_reader_leaves() -> None:
         store.clear()
         assert bytes(buffer) == b"old"
     assert bytes(buffer) == b"\0\0\0"
+
+
+def test_a_value_is_copied_with_its_generation_and_leaves_no_reader_behind() -> None:
+    store = SecretStore()
+    first = store.replace({"A": "one"})
+    value, generation = store.value_of("A")
+    assert (value, generation) == (b"one", first.generation)
+    assert store.value_of("B") == (None, first.generation)
+    buffer = store.current._values["A"]
+    store.clear()
+    # No read is held any more: the retired set is wiped at once.
+    assert bytes(buffer) == b"\0\0\0"
+    assert value == b"one"  # the caller's copy is its own
 
 
 def test_close_wipes_the_live_set() -> None:
@@ -105,7 +118,7 @@ def test_dotenv_errors_name_the_line_and_never_quote_it(text: str, message: str)
 def test_core_dumps_are_disabled_in_the_process_that_asks() -> None:
     code = (
         "import resource;"
-        "from service.secrets.hardening import disable_core_dumps, is_dumpable;"
+        "from service.secrets.core_dumps import disable_core_dumps, is_dumpable;"
         "assert is_dumpable() is True;"
         "assert disable_core_dumps();"
         "assert resource.getrlimit(resource.RLIMIT_CORE) == (0, 0);"

@@ -9,7 +9,7 @@ from contextlib import AbstractAsyncContextManager, asynccontextmanager
 import httpx
 from fastapi import FastAPI
 
-from service.transport.connection import ConnectionInfo, tagged
+from service.transport.connection import ConnectionInfo, with_connection
 
 ClientFactory = Callable[[ConnectionInfo], AbstractAsyncContextManager[httpx.AsyncClient]]
 
@@ -19,7 +19,7 @@ def client_factory(app: FastAPI) -> ClientFactory:
 
     @asynccontextmanager
     async def factory(conn: ConnectionInfo) -> AsyncIterator[httpx.AsyncClient]:
-        transport = httpx.ASGITransport(app=tagged(app, conn), raise_app_exceptions=False)
+        transport = httpx.ASGITransport(app=with_connection(app, conn), raise_app_exceptions=False)
         async with httpx.AsyncClient(transport=transport, base_url="http://patina.local") as c:
             yield c
 

@@ -234,8 +234,8 @@ def test_service_uid_names_who_may_serve_the_socket(service: ServiceProcess, hom
 @pytest.mark.anyio
 async def test_a_federating_service_refuses_an_impostor_mother(short_tmp: Path) -> None:
     from service.app import create_app
-    from service.resources import open_resources
-    from service.transport.connection import ConnectionInfo, PeerCred, tagged
+    from service.bootstrap import open_resources
+    from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 
     short_tmp.chmod(0o711)
     shared = short_tmp / "shared"
@@ -250,7 +250,9 @@ async def test_a_federating_service_refuses_an_impostor_mother(short_tmp: Path) 
     with impostor("bind", [path]) as attacker:
         attacker.wait_for("bound")
         async with open_resources(settings) as resources:
-            app = tagged(create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 0, 0)))
+            app = with_connection(
+                create_app(resources), ConnectionInfo("uds", peer=PeerCred(1, 0, 0))
+            )
             transport = httpx.ASGITransport(app=app)
             async with httpx.AsyncClient(transport=transport, base_url="http://t") as client:
                 response = await client.post(

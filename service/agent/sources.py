@@ -1,7 +1,7 @@
 """Where the sidecar reads secrets from: an age vault, a dotenv file, or a directory of files
 (a mounted Kubernetes Secret, a Docker/Compose secrets dir).
 
-Each source answers two questions: `fingerprint()` (cheap, from file metadata: has anything
+Each source answers two questions: `change_stamp()` (cheap, from file metadata: has anything
 changed?) and `load()` (the whole set, or SourceError). Messages name files, lines and
 secret names, never values.
 
@@ -21,8 +21,9 @@ import os
 from dataclasses import dataclass
 from pathlib import Path
 
-from service.secrets.dotenv import parse_dotenv
-from service.secrets.store import valid_name
+from service.agent.dotenv import parse_dotenv
+from service.fileio import file_identity
+from service.secret_names import NAME_RULE, valid_name
 
 KINDS = ("age", "dotenv", "dir")
 K8S_DATA = "..data"
@@ -32,19 +33,12 @@ class SourceError(Exception):
     """The source cannot be read or is malformed; the message is safe to print."""
 
 
-Fingerprint = tuple[object, ...]
-
-
-def _stat_key(path: Path) -> tuple[int, int, int, int] | None:
-    try:
-        st = os.stat(path)
-    except OSError:
-        return None
-    return (st.st_dev, st.st_ino, st.st_size, st.st_mtime_ns)
+# The identities of a source's files: equal stamps mean nothing changed.
+ChangeStamp = tuple[object, ...]
 
 
 @dataclass(frozen=True)
-class Source:
+class SidecarSource:
     """A parsed `--source KIND:PATH` (plus the identity file for age)."""
 
     kind: str
@@ -55,7 +49,7 @@ class Source:
         return f"{self.kind}:{self.path}"
 
     @classmethod
-    def parse(cls, spec: str, *, identity: Path | None = None) -> Source:
+    def parse(cls, spec: str, *, identity: Path | None = None) -> SidecarSource:
         """`age:PATH`, `dotenv:PATH` or `dir:PATH`; age needs an identity file."""
         kind, sep, path = spec.partition(":")
         if not sep or kind not in KINDS or not path:
@@ -66,13 +60,13 @@ class Source:
             raise SourceError("--identity FILE is required with an age: source")
         return cls(kind=kind, path=Path(path), identity=identity if kind == "age" else None)
 
-    def fingerprint(self) -> Fingerprint:
+    def change_stamp(self) -> ChangeStamp:
         """Changes whenever the source's content may have changed."""
         if self.kind == "dir":
-            return self._dir_fingerprint()
-        parts: list[object] = [_stat_key(self.path)]
+            return self._dir_change_stamp()
+        parts: list[object] = [file_identity(self.path)]
         if self.identity is not None:
-            parts.append(_stat_key(self.identity))
+            parts.append(file_identity(self.identity))
         return tuple(parts)
 
     def load(self) -> dict[str, str]:
@@ -108,7 +102,7 @@ class Source:
 
     def _load_age(self) -> dict[str, str]:
         # The vault module (age via pyrage, dotenv inside) is shared with `patina secrets`.
-        from service.secrets.vault import VaultError, read_vault
+        from service.agent.vault import VaultError, read_vault
 
         assert self.identity is not None
         if not self.identity.is_file():
@@ -127,7 +121,7 @@ class Source:
         # Resolve `..data` once: everything below is read from that single version.
         return data.resolve(strict=True) if data.exists() else self.path
 
-    def _dir_fingerprint(self) -> Fingerprint:
+    def _dir_change_stamp(self) -> ChangeStamp:
         data = self.path / K8S_DATA
         link = os.readlink(data) if data.is_symlink() else None
         try:
@@ -135,7 +129,7 @@ class Source:
         except OSError:
             return ("missing",)
         entries = tuple(
-            (name, _stat_key(self.path / name)) for name in names if not name.startswith(".")
+            (name, file_identity(self.path / name)) for name in names if not name.startswith(".")
         )
         return (link, entries)
 
@@ -147,9 +141,7 @@ class Source:
             if name.startswith(".") or path.is_dir():
                 continue
             if not valid_name(name):
-                raise SourceError(
-                    f"{self}: file {name!r} is not a valid secret name ([A-Za-z0-9_]{{1,128}})"
-                )
+                raise SourceError(f"{self}: file {name!r} is not a valid secret name ({NAME_RULE})")
             try:
                 values[name] = path.read_bytes().decode("utf-8")
             except UnicodeDecodeError:

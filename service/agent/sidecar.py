@@ -19,8 +19,8 @@ from typing import Any
 
 import httpx
 
-from service.client import CLIENT_LIMITS
-from service.secrets.sources import Fingerprint, Source, SourceError
+from service.agent.sources import ChangeStamp, SidecarSource, SourceError
+from service.client import CLIENT_LIMITS, response_error
 from service.socket_peer import CheckedUnixTransport, WrongPeer
 
 log = logging.getLogger("patina.sidecar")
@@ -76,11 +76,7 @@ def push(client: httpx.Client, values: dict[str, str]) -> dict[str, Any]:
 
 def _raise_for(response: httpx.Response) -> None:
     if response.status_code >= 400:
-        try:
-            message = str(response.json().get("error", ""))
-        except ValueError:
-            message = ""
-        raise PushError(f"HTTP {response.status_code}: {message or response.reason_phrase}")
+        raise PushError(f"HTTP {response.status_code}: {response_error(response)}")
 
 
 class Sidecar:
@@ -88,7 +84,7 @@ class Sidecar:
 
     def __init__(
         self,
-        source: Source,
+        source: SidecarSource,
         admin_socket: Path,
         *,
         poll_secs: float = 0.25,
@@ -104,7 +100,7 @@ class Sidecar:
         self.max_backoff_secs = max_backoff_secs
         self.stop = threading.Event()
         self._values: dict[str, str] = {}
-        self._fingerprint: Fingerprint = ()
+        self._stamp: ChangeStamp = ()
         self._pushed: dict[str, str] | None = None  # the set the service holds (from us)
         self._boot: str | None = None  # the service's boot id when we last talked to it
         self._refused: dict[str, str] | None = None  # a set the service refused: no retry
@@ -115,7 +111,7 @@ class Sidecar:
 
     def load_initial(self) -> int:
         """Read the source once (SourceError propagates: a bad source is fatal at start)."""
-        self._fingerprint = self.source.fingerprint()
+        self._stamp = self.source.change_stamp()
         self._values = self.source.load()
         return len(self._values)
 
@@ -147,8 +143,8 @@ class Sidecar:
                 self.stop.wait(self.poll_secs)
 
     def _follow_source(self) -> None:
-        fingerprint = self.source.fingerprint()
-        if fingerprint == self._fingerprint:
+        stamp = self.source.change_stamp()
+        if stamp == self._stamp:
             return
         try:
             values = self.source.load()
@@ -158,9 +154,9 @@ class Sidecar:
                 "source unreadable; keeping the last good set",
                 extra={"fields": {"reason": str(exc)}},
             )
-            self._fingerprint = fingerprint
+            self._stamp = stamp
             return
-        self._fingerprint = fingerprint
+        self._stamp = stamp
         if values != self._values:
             log.info("source changed", extra={"fields": {"count": len(values)}})
             self._values = values
@@ -218,7 +214,7 @@ class Sidecar:
 
 
 def push_once(
-    source: Source, admin_socket: Path, *, service_uid: int | None = None
+    source: SidecarSource, admin_socket: Path, *, service_uid: int | None = None
 ) -> dict[str, Any]:
     """Load the source and push it once (SourceError, PushError, WrongPeer and httpx errors
     propagate)."""
@@ -227,7 +223,7 @@ def push_once(
         return push(client, values)
 
 
-def check(source: Source, admin_socket: Path, *, service_uid: int | None = None) -> str:
+def check(source: SidecarSource, admin_socket: Path, *, service_uid: int | None = None) -> str:
     """Probe: the source loads and the service serves a set of the same size that we (or
     another sidecar) pushed since it started. Returns a summary or raises an error."""
     values = source.load()

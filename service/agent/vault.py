@@ -22,10 +22,10 @@ from typing import Any
 import pyrage
 from pyrage import x25519
 
+from service.agent.dotenv import parse_dotenv
 from service.fileio import read_private, write_private
-from service.secrets.dotenv import parse_dotenv
+from service.secret_names import NAME_RULE, valid_name
 
-NAME_RE = re.compile(r"^[A-Za-z0-9_]{1,128}$")
 IDENTITY_ENV = "PATINA_IDENTITY"
 # File name of the identity in a secrets mount (/run/secrets or PATINA_SECRETS_DIR).
 MOUNT_IDENTITY_NAME = "patina_identity"
@@ -52,9 +52,9 @@ def recipients_path(vault: Path) -> Path:
 
 
 def validate_name(name: str) -> str:
-    """Secret names are `^[A-Za-z0-9_]{1,128}$`, as the broker requires."""
-    if not NAME_RE.fullmatch(name):
-        raise VaultError("secret names must match ^[A-Za-z0-9_]{1,128}$")
+    """The name itself when it is a legal secret name (the broker's rule), else VaultError."""
+    if not valid_name(name):
+        raise VaultError(f"secret {NAME_RULE}")
     return name
 
 

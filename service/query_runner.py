@@ -1,4 +1,5 @@
-"""Bounded execution: a concurrency gate and a deadline that stops the work itself.
+"""Where query work runs and where it is cancelled: a concurrency gate and a deadline that
+stops the work itself.
 
 Query work (SQLite, ONNX) is blocking, so it runs on a small dedicated thread pool whose
 size equals the gate. A caller that cannot get a slot is answered 503 at once. Past its
@@ -15,54 +16,10 @@ from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
+from service.cancel import Cancel
 from service.errors import DeadlineExceeded, ServiceBusy
 
 T = TypeVar("T")
-
-
-class Cancelled(Exception):
-    """Raised inside work that noticed its Cancel fired."""
-
-
-class Cancel:
-    """Handed to bounded work: check `cancelled` between steps, register stop hooks."""
-
-    def __init__(self) -> None:
-        self._lock = threading.Lock()
-        self._fired = False
-        self._hooks: list[Callable[[], None]] = []
-
-    @property
-    def cancelled(self) -> bool:
-        return self._fired
-
-    def raise_if_cancelled(self) -> None:
-        if self._fired:
-            raise Cancelled()
-
-    def on_cancel(self, hook: Callable[[], None]) -> Callable[[], None]:
-        """Run `hook` when the deadline passes (at once if it already has). Returns an
-        unregister function so a hook bound to a finished step cannot fire later."""
-        with self._lock:
-            if not self._fired:
-                self._hooks.append(hook)
-                return lambda: self._remove(hook)
-        hook()
-        return lambda: None
-
-    def _remove(self, hook: Callable[[], None]) -> None:
-        with self._lock:
-            if hook in self._hooks:
-                self._hooks.remove(hook)
-
-    def fire(self) -> None:
-        with self._lock:
-            if self._fired:
-                return
-            self._fired = True
-            hooks, self._hooks = self._hooks, []
-        for hook in hooks:
-            hook()
 
 
 class Gate:
@@ -87,8 +44,9 @@ class Gate:
         self._in_use -= 1
 
 
-class Bounded:
-    """Runs blocking or async work under the gate and a deadline."""
+class QueryRunner:
+    """Runs blocking or async query work under the gate and a deadline; past the deadline
+    it fires the work's Cancel (the work stops) and answers 504."""
 
     def __init__(
         self,
@@ -101,6 +59,7 @@ class Bounded:
         self.default_timeout = default_timeout
         self._on_reject = on_reject
         self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="patina-work")
+        _start_every_worker(self._executor, slots)
 
     async def run(self, work: Callable[[Cancel], T], *, timeout: float | None = None) -> T:
         """Run blocking `work(cancel)` on a worker thread; 503 if no slot, 504 past deadline."""
@@ -151,6 +110,19 @@ class Bounded:
     @property
     def worker_threads(self) -> int:
         return sum(1 for t in threading.enumerate() if t.name.startswith("patina-work"))
+
+
+def _start_every_worker(executor: ThreadPoolExecutor, workers: int) -> None:
+    """Start all of the pool's threads now. ThreadPoolExecutor starts one only when a task
+    finds none idle, so how many a service held at rest depended on how busy it had been
+    (a burst of timed-out queries left one more thread than a quiet start): with the pool
+    full from the start, the thread count is a constant a leak check can hold it to."""
+    if workers <= 0:
+        return
+    everyone_here = threading.Barrier(workers)
+    # Each task blocks until all have started, so no thread can take two of them.
+    for future in [executor.submit(everyone_here.wait) for _ in range(workers)]:
+        future.result()
 
 
 def _consume_result(future: asyncio.Future[Any]) -> None:

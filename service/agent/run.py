@@ -14,7 +14,6 @@ forms) with the handle or reference that stands for it. Nothing is written to di
 from __future__ import annotations
 
 import contextlib
-import fcntl
 import os
 import re
 import signal
@@ -28,10 +27,12 @@ from typing import IO, Any, Protocol
 
 import httpx
 
-from service.secrets.redact import MIN_VALUE_LEN, Scrubber, scrub_fd
-from service.secrets.vault import IDENTITY_ENV, NAME_RE, Vault, VaultError
+from service.agent.vault import IDENTITY_ENV, Vault, VaultError
+from service.client import response_error
+from service.redaction.scrubber import MIN_VALUE_LEN, Scrubber, grow_pipe, scrub_fd, write_all
+from service.secret_names import NAME_PATTERN, valid_name
 
-REFERENCE_RE = re.compile(r"<secret:([0-9a-f]{32})>|\$\{secret:([A-Za-z0-9_]{1,128})\}")
+REFERENCE_RE = re.compile(rf"<secret:([0-9a-f]{{32}})>|\$\{{secret:({NAME_PATTERN})\}}")
 # Signals passed on to the child. SIGINT and SIGQUIT from a terminal already reach the
 # whole foreground process group, so they are forwarded only when stdin is not a tty.
 FORWARDED_SIGNALS = (
@@ -44,7 +45,6 @@ FORWARDED_SIGNALS = (
     signal.SIGWINCH,
 )
 _TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
-_PIPE_SIZE = 1 << 20
 # Variables the child must not inherit: the key that opens the vault.
 _WITHHELD_ENV = (IDENTITY_ENV,)
 
@@ -91,7 +91,7 @@ def parse_reference(text: str) -> Reference:
     if match:
         handle, name = match.groups()
         return Reference("handle", handle) if handle else Reference("name", name)
-    if NAME_RE.fullmatch(text):
+    if valid_name(text):
         return Reference("name", text)
     # The text is not echoed: it may be a value typed by mistake.
     raise RunError("expected a secret name, ${secret:NAME} or a <secret:…> handle")
@@ -143,8 +143,8 @@ class ServiceUnreachable(Exception):
 
 
 class ServiceSource:
-    """The running service: handles resolve through /secrets/handles/resolve, names are
-    read and shown as a handle minted (or reused) for this caller."""
+    """The running service: handles and names resolve through /secrets/resolve, a name
+    shown as a handle minted (or reused) for this caller."""
 
     def __init__(self, client: httpx.Client, *, where: str) -> None:
         self._client = client
@@ -159,10 +159,7 @@ class ServiceSource:
         except (httpx.TransportError, OSError) as exc:
             raise ServiceUnreachable(f"{self._where}: {exc}") from None
         if response.status_code >= 400:
-            try:
-                message = response.json().get("error", response.text)
-            except ValueError:
-                message = response.text
+            message = response_error(response)
             raise RunError(f"{self._where}: {message} (HTTP {response.status_code})")
         return response
 
@@ -171,38 +168,19 @@ class ServiceSource:
         self._call("GET", "/health")
 
     def resolve(self, refs: Iterable[Reference]) -> dict[Reference, Resolved]:
+        """Every reference in one request: the service answers handles then names, in the
+        order asked, each name with a handle of ours to show in place of its value."""
         refs = sorted(set(refs), key=str)
-        out: dict[Reference, Resolved] = {}
+        if not refs:
+            return {}
         handles = [ref for ref in refs if ref.kind == "handle"]
-        if handles:
-            body = self._call(
-                "POST", "/secrets/handles/resolve", json={"handles": [str(r) for r in handles]}
-            ).json()
-            for item in body["secrets"]:
-                handle = item["handle"]
-                out[Reference("handle", handle[len("<secret:") : -1])] = Resolved(
-                    item["value"], handle
-                )
-        names = [ref.key for ref in refs if ref.kind == "name"]
-        if names:
-            placeholders = self._handles_for(names)
-            for name in names:
-                value = self._call("GET", f"/secrets/{name}").json()["value"]
-                out[Reference("name", name)] = Resolved(value, placeholders[name])
-        return out
-
-    def _handles_for(self, names: list[str]) -> dict[str, str]:
-        """A handle per name: reuse a live unlimited one of this caller, else mint one."""
-        live = self._call("GET", "/secrets/handles").json()["handles"]
-        have = {h["name"]: h["handle"] for h in live if h["uses_left"] is None}
-        out = {}
-        for name in names:
-            if name not in have:
-                have[name] = self._call("POST", "/secrets/handles", json={"name": name}).json()[
-                    "handle"
-                ]
-            out[name] = have[name]
-        return out
+        names = [ref for ref in refs if ref.kind == "name"]
+        body = {"handles": [str(ref) for ref in handles], "names": [ref.key for ref in names]}
+        answer = self._call("POST", "/secrets/resolve", json=body).json()["secrets"]
+        return {
+            ref: Resolved(item["value"], item["handle"])
+            for ref, item in zip(handles + names, answer, strict=True)
+        }
 
     def everything(self) -> dict[Reference, Resolved]:
         names = self._call("GET", "/secrets").json()["names"]
@@ -301,12 +279,6 @@ def plan_command(
 # --- running ---------------------------------------------------------------------------
 
 
-def _grow_pipe(fd: int) -> None:
-    # Bigger pipe, fewer wake-ups: 1 MiB is the default unprivileged maximum.
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _PIPE_SIZE)
-
-
 def _pump(scrubber: Scrubber, src: int, dst: int) -> None:
     try:
         scrub_fd(scrubber, src, dst)
@@ -337,7 +309,7 @@ def run_scrubbed(
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
     for fd in (out_r, err_r):
-        _grow_pipe(fd)
+        grow_pipe(fd)
     try:
         child = subprocess.Popen(
             list(argv),
@@ -378,22 +350,16 @@ def _feed_stdin(pipe: IO[bytes], data: bytes) -> None:
     """Write the preamble, then copy our stdin until EOF (or until the child stops reading)."""
     fd = pipe.fileno()
     try:
-        _write_all(fd, data)
+        write_all(fd, data)
         stdin_fd = sys.stdin.fileno() if sys.stdin is not None else -1
         if stdin_fd >= 0 and not os.isatty(stdin_fd):
             while chunk := os.read(stdin_fd, 1 << 16):
-                _write_all(fd, chunk)
+                write_all(fd, chunk)
     except (BrokenPipeError, OSError, ValueError):
         pass
     finally:
         with contextlib.suppress(OSError):
             pipe.close()
-
-
-def _write_all(fd: int, data: bytes) -> None:
-    view = memoryview(data)
-    while view:
-        view = view[os.write(fd, view) :]
 
 
 def _forward_signals(child: subprocess.Popen[bytes]) -> dict[int, Any]:

@@ -19,7 +19,8 @@ from __future__ import annotations
 
 import re
 
-_KEY = re.compile(r"[A-Za-z0-9_]{1,128}")
+from service.secret_names import valid_name
+
 _ESCAPES = {"n": "\n", "r": "\r", "t": "\t", '"': '"', "\\": "\\", "$": "$"}
 
 
@@ -40,7 +41,7 @@ def parse_dotenv(text: str) -> dict[str, str]:
         key = key.rstrip()
         if not sep:
             raise ValueError(f"line {number}: expected KEY=value")
-        if not _KEY.fullmatch(key):
+        if not valid_name(key):
             raise ValueError(f"line {number}: invalid key (allowed: A-Z a-z 0-9 _, 1-128 chars)")
         if key in result:
             raise ValueError(f"line {number}: duplicate key {key}")

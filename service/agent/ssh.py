@@ -12,7 +12,7 @@ from __future__ import annotations
 import shlex
 from collections.abc import Mapping, Sequence
 
-from service.secrets.run import REFERENCE_RE, Reference, Resolved, RunError
+from service.agent.run import REFERENCE_RE, Reference, Resolved, RunError
 
 _SAFE = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_.,:/@%+=-")
 

@@ -24,7 +24,7 @@ import urllib.parse
 from collections.abc import Callable, Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from service.secrets.redact_engines import Buffer, Finder, build_engine
+from service.redaction.engines import Buffer, Finder, build_engine
 
 # Values shorter than this are not scrubbed: a 1–3 byte "secret" would match everywhere.
 MIN_VALUE_LEN = 4
@@ -249,6 +249,14 @@ class ScrubStream:
         return out
 
 
+def grow_pipe(fd: int, size: int = _CHUNK) -> None:
+    """Ask for a bigger pipe buffer: a pipe holds 64 KiB by default, and one read (and the
+    engine's per-call cost) per 64 KiB costs more than the scan itself. 1 MiB is the
+    unprivileged maximum; nothing happens where `fd` is not a pipe."""
+    with contextlib.suppress(OSError, AttributeError):
+        fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, size)
+
+
 def write_all(fd: int, data: Buffer) -> None:
     """os.write until everything is written (pipes take partial writes)."""
     view = memoryview(data)
@@ -278,10 +286,7 @@ def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK
     Reads go into one reused buffer behind the held tail of the previous read, and the
     output is written straight from it (writev), so the data is never copied in user space.
     """
-    # A pipe holds 64 KiB by default: one read (and the engine's per-call cost) per 64 KiB
-    # costs more than the scan itself, so ask for 1 MiB (the unprivileged maximum).
-    with contextlib.suppress(OSError, AttributeError):
-        fcntl.fcntl(in_fd, fcntl.F_SETPIPE_SZ, _CHUNK)
+    grow_pipe(in_fd)
     # The held tail is shorter than the longest pattern; it sits in front of each read.
     block = bytearray(scrubber.max_len + chunk)
     held = 0
