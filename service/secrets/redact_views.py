@@ -1,0 +1,382 @@
+"""The scrubber's text view of output: escapes decoded, line breaks removed, and a map
+back to the output's offsets.
+
+Printers escape and wrap values in more ways than can be listed as literal patterns (a
+JSON encoder may write any character as `\\uXXXX`, base64 may be wrapped at any width, with
+LF or CRLF). So the output is normalised instead, and the values' few plain forms are
+searched in the result:
+
+* escapes are decoded: JSON (`\\uXXXX` with surrogate pairs, `\\"` `\\\\` `\\/` `\\b` `\\f`
+  `\\n` `\\r` `\\t`, and `\\'` `\\xHH` as JavaScript, Python and C write them), percent
+  encoding (`%XX`), HTML and XML character references (`&#NN;`, `&#xHH;`, every HTML5
+  named entity such as `&amp;` `&sol;`);
+* then every `\\r` and `\\n` is removed.
+
+A match that crosses a removed line break stands only if the break could have wrapped an
+encoded text: the line before it is made of base64/hex/base32 characters alone, or ends in
+at least JOIN_RUN of them (the first line of a blob printed after a label). Otherwise
+ordinary lines ending in a word would be held back, waiting for a next line that might
+continue a value. A value's own line breaks (a PEM key printed as it is) always stand.
+
+The map back to output offsets is built only when something was found: most output has
+no escapes at all, and its text view is one `bytes.replace` away.
+"""
+
+from __future__ import annotations
+
+import functools
+import html.entities
+import re
+from bisect import bisect_right
+
+import numpy as np
+import numpy.typing as npt
+
+BREAK_BYTES = b"\r\n"
+# A wrapped encoded text: lines of these characters (base64 in both alphabets, padding, hex,
+# base32 in either case). A line ending in this many of them may be the first line of one.
+JOIN_RUN = 16
+# A match may leave a short line of encoded characters (a narrow blob's first line) for
+# the next when it covers this many of them, or all: a line's last one or two characters
+# begin some form by chance too often to hold every such line back for its next.
+WRAP_TAIL = 3
+ENCODED_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
+_BLANK = frozenset(b" \t")
+_LINE_ENDS = frozenset(BREAK_BYTES)
+# Offsets this close to the end of the text are mapped by walking back from the end.
+_NEAR_END = 64
+
+# One pattern per escape introducer: each starts with a literal byte that is searched for
+# at memchr speed, and skipped entirely when the output holds none.
+_PERCENT = rb"%[0-9A-Fa-f]{2}"
+_BACKSLASH = (
+    rb"\\(?:u[dD][89abAB][0-9A-Fa-f]{2}\\u[dD][c-fC-F][0-9A-Fa-f]{2}"
+    rb"|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[\"'\\/bfnrt])"
+)
+_AMPERSAND = rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
+# Each pattern captures its escapes, so `split` tokenises in C: literal, escape, literal...
+_ESCAPES = (
+    (b"%", re.compile(b"(" + _PERCENT + b")")),
+    (b"\\", re.compile(b"(" + _BACKSLASH + b")")),
+    (b"&", re.compile(b"(" + _AMPERSAND + b")")),
+)
+# The start of an escape that more output may complete (searched only after the last
+# complete escape). A lone high surrogate `\uD8xx` waits for its low half too.
+_PARTIAL = re.compile(
+    rb"(?:%[0-9A-Fa-f]?"
+    rb"|\\(?:u[0-9A-Fa-f]{0,3}|x[0-9A-Fa-f]?)?"
+    rb"|&(?:#[0-9]{0,7}|#[xX][0-9A-Fa-f]{0,6}|[A-Za-z][A-Za-z0-9]{0,31})?)\Z"
+)
+_HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9A-Fa-f]{2}\Z")
+_LOW_SURROGATE_START = re.compile(rb"(?:\\(?:u(?:[dD](?:[c-fC-F][0-9A-Fa-f]{0,2})?)?)?)?\Z")
+# Longest partial escape: `&` and a 31-character entity name.
+_PARTIAL_MAX = 40
+_SIMPLE = {
+    ord('"'): b'"',
+    ord("'"): b"'",
+    ord("\\"): b"\\",
+    ord("/"): b"/",
+    ord("b"): b"\b",
+    ord("f"): b"\f",
+    ord("n"): b"\n",
+    ord("r"): b"\r",
+    ord("t"): b"\t",
+}
+
+
+def _code_point(number: int) -> bytes | None:
+    if number > 0x10FFFF:
+        return None
+    return chr(number).encode("utf-8", "surrogatepass")
+
+
+@functools.lru_cache(maxsize=4096)
+def _decode_token(token: bytes) -> bytes | None:
+    """The bytes an escape stands for, or None when it stands for nothing (left as is)."""
+    first = token[0]
+    if first == ord("%"):
+        return bytes.fromhex(token[1:].decode())
+    if first == ord("&"):
+        body = token[1:-1].decode()
+        if body.startswith(("#x", "#X")):
+            return _code_point(int(body[2:], 16))
+        if body.startswith("#"):
+            return _code_point(int(body[1:]))
+        named = html.entities.html5.get(body + ";")
+        return named.encode("utf-8") if named is not None else None
+    kind = token[1]
+    if kind == ord("x"):
+        return bytes.fromhex(token[2:].decode())
+    if kind == ord("u"):
+        high = int(token[2:6], 16)
+        if len(token) == 12:
+            low = int(token[8:12], 16)
+            return _code_point(0x10000 + ((high - 0xD800) << 10) + (low - 0xDC00))
+        return _code_point(high)
+    return _SIMPLE[kind]
+
+
+class Escapes:
+    """The escapes of output[:end], left to right: `text` is output[:end] with every escape
+    decoded. Where each escape lies (in the output and in `text`) is worked out only when
+    asked for: most of the time nothing is found, and nothing needs mapping back."""
+
+    __slots__ = (
+        "_decoded_lengths",
+        "_kept",
+        "_lists",
+        "_offsets",
+        "_raw_lengths",
+        "count",
+        "text",
+    )
+
+    def __init__(self, data: bytes, end: int | None = None) -> None:
+        stop = len(data) if end is None else end
+        source = data if stop == len(data) else data[:stop]
+        kinds = [pattern for introducer, pattern in _ESCAPES if introducer in source]
+        self._offsets: tuple[npt.NDArray[np.int64], ...] | None = None
+        self._lists: tuple[list[int], list[int], list[int], list[int]] | None = None
+        self._kept: list[int] | None = None
+        self._raw_lengths: list[int] = []
+        self._decoded_lengths: list[int] = []
+        self.count = 0
+        self.text = source
+        if not kinds:
+            return
+        if len(kinds) == 1:
+            # One kind of escape: tokenised by `split`, in C.
+            parts = kinds[0].split(source)
+        else:
+            # Each kind's pattern begins with a literal byte that the regex engine skips to
+            # quickly; an alternation of all three would try every byte.
+            found = sorted(m.span() for kind in kinds for m in kind.finditer(source))
+            parts = []
+            pos = 0
+            for start, stop_at in found:
+                parts.append(source[pos:start])
+                parts.append(source[start:stop_at])
+                pos = stop_at
+            parts.append(source[pos:])
+        if len(parts) == 1:
+            return
+        self._raw_lengths = list(map(len, parts))
+        tokens = parts[1::2]
+        decoded = [_decode_token(token) for token in tokens]
+        if None in decoded:
+            # A name that is no entity, a code point past U+10FFFF: left as it is.
+            self._kept = [k for k, value in enumerate(decoded) if value is not None]
+            parts[1::2] = [d if d is not None else t for d, t in zip(decoded, tokens, strict=True)]
+        else:
+            parts[1::2] = decoded
+        self._decoded_lengths = list(map(len, parts))
+        self.count = len(tokens) if self._kept is None else len(self._kept)
+        self.text = b"".join(parts)
+
+    def __len__(self) -> int:
+        return self.count
+
+    def __repr__(self) -> str:
+        return f"Escapes({self.count})"
+
+    def offsets(self) -> tuple[npt.NDArray[np.int64], ...]:
+        """(starts, ends, decoded starts, decoded ends) of the escapes, as arrays."""
+        if self._offsets is None:
+            raw = np.cumsum(np.array([0, *self._raw_lengths], dtype=np.int64))
+            decoded = np.cumsum(np.array([0, *self._decoded_lengths], dtype=np.int64))
+            arrays: tuple[npt.NDArray[np.int64], ...] = (
+                raw[1:-1:2],
+                raw[2::2],
+                decoded[1:-1:2],
+                decoded[2::2],
+            )
+            if self._kept is not None:
+                arrays = tuple(a[self._kept] for a in arrays)
+            self._offsets = arrays
+        return self._offsets
+
+    def offset_lists(self) -> tuple[list[int], list[int], list[int], list[int]]:
+        """`offsets()` as lists (for `bisect`)."""
+        if self._lists is None:
+            starts, ends, d_starts, d_ends = (a.tolist() for a in self.offsets())
+            self._lists = (starts, ends, d_starts, d_ends)
+        return self._lists
+
+    @property
+    def starts(self) -> list[int]:
+        return [int(x) for x in self.offsets()[0]] if self.count else []
+
+    @property
+    def ends(self) -> list[int]:
+        return [int(x) for x in self.offsets()[1]] if self.count else []
+
+    def last(self) -> tuple[int, int] | None:
+        """The output span of the last escape."""
+        if not self.count:
+            return None
+        starts, ends, _, _ = self.offsets()
+        return int(starts[-1]), int(ends[-1])
+
+
+def partial_escape_start(data: bytes, escapes: Escapes) -> int | None:
+    """Where an escape that more output could complete begins at the end of `data`."""
+    size = len(data)
+    last_end = 0
+    last = escapes.last()
+    if last is not None:
+        start, last_end = last
+        if _HIGH_SURROGATE.match(data, start, last_end) and _LOW_SURROGATE_START.match(
+            data, last_end
+        ):
+            return start
+    match = _PARTIAL.search(data, max(last_end, size - _PARTIAL_MAX))
+    return match.start() if match else None
+
+
+def remove_breaks(data: bytes) -> bytes:
+    """`data` without `\\r` and `\\n`."""
+    if b"\r" in data:
+        data = data.replace(b"\r", b"")
+    return data.replace(b"\n", b"")
+
+
+def decode_escapes(data: bytes) -> bytes:
+    """`data` with every escape decoded (see the module docstring)."""
+    return Escapes(data).text
+
+
+class TextView:
+    """The text view of output[:end]: escapes decoded (`decoded`), then line breaks removed
+    (`text`). Offsets map back to the output; an escape maps to the whole escape."""
+
+    __slots__ = (
+        "_breaks",
+        "_escapes",
+        "_removed",
+        "decoded",
+        "line_start",
+        "text",
+    )
+
+    def __init__(
+        self,
+        escapes: Escapes,
+        *,
+        line_start: bool,
+        newlines: npt.NDArray[np.int64] | None = None,
+    ) -> None:
+        """`escapes`: those of the output viewed (with its decoded text); `line_start`
+        tells whether the output begins a line (otherwise the line's beginning was cut
+        off, and counts as not encoded text); `newlines`, the offsets of b"\\n" in the
+        output when the caller has them (used when nothing was decoded)."""
+        self._escapes = escapes
+        self.decoded = escapes.text
+        self.text = remove_breaks(self.decoded)
+        self.line_start = line_start
+        self._breaks: npt.NDArray[np.int64] | None = None
+        self._removed: npt.NDArray[np.int64] | None = None
+        if newlines is not None and not escapes.count and b"\r" not in self.decoded:
+            self._breaks = newlines[newlines < len(self.decoded)]
+
+    def __repr__(self) -> str:
+        return f"TextView(len={len(self.text)}, escapes={len(self._escapes)})"
+
+    def _removed_at(self) -> npt.NDArray[np.int64]:
+        """Where the text had reached when each line break was removed (breaks[k] - k)."""
+        if self._removed is None:
+            breaks = self._breaks
+            if breaks is None:
+                decoded = np.frombuffer(self.decoded, dtype=np.uint8)
+                breaks = np.flatnonzero(decoded == 10)
+                if b"\r" in self.decoded:
+                    breaks = np.sort(np.concatenate((breaks, np.flatnonzero(decoded == 13))))
+            self._removed = breaks - np.arange(len(breaks))
+        return self._removed
+
+    def _to_decoded(self, pos: int) -> int:
+        gone = len(self.decoded) - len(self.text)
+        if len(self.text) - pos <= _NEAR_END:
+            # Near the end (a held suffix): count the breaks after it, not all before it.
+            decoded = self.decoded
+            after = len(self.text) - pos
+            at = len(decoded)
+            while after:
+                at -= 1
+                if decoded[at] not in _LINE_ENDS:
+                    after -= 1
+            return at
+        return pos + int(np.searchsorted(self._removed_at(), pos, side="right")) if gone else pos
+
+    def to_decoded(self, start: int, end: int) -> tuple[int, int]:
+        """The decoded-view span of text[start:end] (end > start)."""
+        if len(self.text) == len(self.decoded):
+            return start, end
+        return self._to_decoded(start), self._to_decoded(end - 1) + 1
+
+    def to_output(self, start: int, end: int) -> tuple[int, int]:
+        """The output span of decoded[start:end] (end > start), widened to whole escapes."""
+        if not self._escapes.count:
+            return start, end
+        return self._output_offset(start, True), self._output_offset(end - 1, False) + 1
+
+    def _output_offset(self, pos: int, first: bool) -> int:
+        starts, ends, d_starts, d_ends = self._escapes.offset_lists()
+        index = bisect_right(d_starts, pos) - 1
+        if index < 0:
+            return pos
+        if pos < d_ends[index]:
+            return starts[index] if first else ends[index] - 1
+        return ends[index] + (pos - d_ends[index])
+
+    def first_break(self, start: int, end: int) -> int | None:
+        """The first removed line break in decoded[start:end], if any."""
+        if len(self.text) == len(self.decoded):
+            return None
+        found = [at for at in (self.decoded.find(b"\n", start, end),
+                               self.decoded.find(b"\r", start, end)) if at >= 0]  # fmt: skip
+        return min(found) if found else None
+
+    def _encoded_line(self, at: int) -> tuple[int, int, bool]:
+        """The line that the break at decoded[at] ends: where its run of encoded characters
+        begins, how long the run is (up to JOIN_RUN), and whether it is the whole line
+        (blanks around it aside)."""
+        data = self.decoded
+        end = at
+        while end > 0 and data[end - 1] in _BLANK:
+            end -= 1
+        run = 0
+        while run < JOIN_RUN and end - run > 0 and data[end - run - 1] in ENCODED_CHARS:
+            run += 1
+        begin = end - run
+        if run == 0 or run >= JOIN_RUN:
+            return begin, run, False
+        edge = begin
+        while edge > 0 and data[edge - 1] in _BLANK:
+            edge -= 1
+        whole = self.line_start if edge == 0 else data[edge - 1] in _LINE_ENDS
+        return begin, run, whole
+
+    def joinable(self, at: int, start: int) -> bool:
+        """Whether a match that begins at decoded[start] may go on across the line break at
+        decoded[at], the first one after `start` (see the module docstring)."""
+        begin, run, whole = self._encoded_line(at)
+        if run >= JOIN_RUN:
+            return True
+        if not whole:
+            return False
+        if start <= begin or begin + run - start >= WRAP_TAIL:
+            # The match covers the whole line, or enough of it not to be a coincidence:
+            # a blob's first line, wrapped narrower than JOIN_RUN.
+            return True
+        # A line inside a blob wrapped narrower than JOIN_RUN: the line before it is made
+        # of as many encoded characters (found before its own break, `\r\n` or `\n`).
+        edge = begin
+        while edge > 0 and self.decoded[edge - 1] in _BLANK:
+            edge -= 1
+        if edge == 0:
+            return False
+        before = edge - 1
+        if self.decoded[before] == ord("\n") and before and self.decoded[before - 1] == ord("\r"):
+            before -= 1
+        _, previous, previous_whole = self._encoded_line(before)
+        return previous_whole and previous == run
