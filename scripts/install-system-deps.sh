@@ -15,6 +15,9 @@ declare -A NEED=(
   [openssl]=openssl
   [ip]=iproute2
   [ssh-keygen]=openssh-client
+  # the scrubber's leak tests print values with the real dump tools
+  [xxd]=xxd
+  [hexdump]=bsdextrautils
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

@@ -83,6 +83,7 @@ def _round(
     chunk: int,
 ) -> None:
     read: dict[int, bytes] = {}
+    ended = []
     before = {id(channel): channel.stream.snapshot() for channel in channels}
     for channel in ready:
         data = os.read(channel.source, chunk)
@@ -91,7 +92,7 @@ def _round(
             channel.out.extend(channel.stream.feed_pieces(data))
         else:
             channel.close(selector)
-            channel.out.extend(channel.stream.finish_pieces())
+            ended.append(channel)
     if not scrubber.empty:
         for channel in ready:
             fresh = read.get(id(channel))
@@ -109,8 +110,10 @@ def _round(
                 channel.stream.restore(before[id(channel)])
                 channel.stream.passed_on(placeholder)
                 channel.out = [placeholder, *channel.stream.feed_pieces(fresh[covered:])]
-                if not channel.open:
-                    channel.out.extend(channel.stream.finish_pieces())
                 break
+    # A stream that ended this round is finished last: what it holds may be the beginning
+    # of a value whose rest the other stream brought in the same round.
+    for channel in ended:
+        channel.out.extend(channel.stream.finish_pieces())
     for channel in channels:
         channel.write(selector)
