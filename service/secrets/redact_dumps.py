@@ -30,8 +30,10 @@ import numpy.typing as npt
 
 _HEX_DIGITS = b"0123456789abcdefABCDEF"
 _OCTAL = b"01234567"
-# Bytes of a line's start examined by the detector.
+# Bytes of a line's start examined by the detector, and blanks looked past at most (an
+# od -c line of a run of spaces starts with four per space).
 _LOOK = 16
+_MAX_INDENT = 64
 
 _HEX_A = re.compile(
     rb"(?P<lead>[ \t]*)(?P<off>[0-9A-Fa-f]{7,8}(?:: ?| {1,2}))?"
@@ -236,19 +238,27 @@ def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
     rest = rest[_IS_HEX[third] | (third == 32) | (third == ord(":"))]
     rest = rest[_IS_HEX[column(rest, 3)]]
     # After blanks: two hex digits or "0x" (od -An -tx1, openssl, xxd -i), or an od -c
-    # cell ("   t", "  \\n", " 001").
-    indent = np.zeros(len(indented), dtype=np.int64)
-    for offset in range(1, 9):
-        indent += (indent == offset - 1) & _IS_BLANK[column(indented, offset)]
-    lead = column(indented, indent + 1)
-    after = column(indented, indent + 2)
-    cell_like = (indent <= 3) & ~_IS_BLANK[lead] & ~_IS_END[lead]
+    # cell after whole blank cells ("   t", "  \\n", " 001", each after "    "s).
+    blanks = np.ones(len(indented), dtype=np.int64)
+    going = np.ones(len(indented), dtype=np.bool_)
+    for offset in range(1, _MAX_INDENT):
+        going &= _IS_BLANK[column(indented, offset)]
+        if not going.any():
+            break
+        blanks += going
+    lead = column(indented, blanks)
+    after = column(indented, blanks + 1)
+    phase = blanks % 4
+    od_like = (
+        ((phase == 3) & ~_IS_END[lead])
+        | ((phase == 2) & (lead == ord("\\")))
+        | ((phase == 1) & _IS_OCTAL[lead])
+    )
     hex_like = _IS_HEX[lead] & (_IS_HEX[after] | ((after | 32) == ord("x")))
-    indented = indented[cell_like | hex_like]
-    rows = np.concatenate((rest, indented))
-    if not len(rows):
-        return []
-    cols = [column(rows, j) for j in range(_LOOK)]
+    indented = indented[od_like | hex_like]
+    if not len(rest):
+        return sorted(int(s) for s in indented)
+    cols = [column(rest, j) for j in range(_LOOK)]
     hexes = [_IS_HEX[c] for c in cols]
     space = [c == 32 for c in cols]
     octal = [_IS_OCTAL[c] for c in cols]
@@ -264,9 +274,11 @@ def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
         result: npt.NDArray[np.bool_] = printable | escaped | octal_cell | blank_cell
         return result
 
-    # An offset: 7 or 8 hex digits, then hex after ": ", " " or "  " (xxd, od, hexdump -C).
+    # An offset: 7 or 8 hex digits, then hex after ": ", " " or "  " (xxd, od, hexdump -C),
+    # or (od -c) 7 octal digits and cells.
     offset7 = np.logical_and.reduce(hexes[:7])
     with_offset = offset7 & ((space[7] & hexes[8] & hexes[9]) | (hexes[7] & (colon[8] | space[8])))
+    od_chars = np.logical_and.reduce(octal[:7]) & cell(7) & (cell(11) | ends[11])
     # Hex pairs with a separator at the line's start: "hh hh", "hh:hh:hh:hh", "hhhh hh".
     bare = (hexes[0] & hexes[1]) & (
         (space[2] & hexes[3] & hexes[4])
@@ -274,25 +286,8 @@ def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
         | (hexes[2] & hexes[3] & space[4] & hexes[5] & hexes[6])
     )
     c_array = (cols[0] == ord("0")) & ((cols[1] | 32) == ord("x")) & hexes[2]
-    # After indentation (up to 8 blanks): a pair and a separator, a line end or a comma
-    # (od -An -tx1, openssl), or "0x" (xxd -i).
-    blank = np.array([_IS_BLANK[c] for c in cols[:9]])
-    indent = np.argmax(~blank, axis=0)
-    picked = np.arange(len(rows))
-    shifted = np.array(cols[:12])
-    text = [shifted[indent + k, picked] for k in range(3)]
-    pair_then_end = (
-        _IS_HEX[text[0]]
-        & _IS_HEX[text[1]]
-        & ((text[2] == 32) | (text[2] == ord(":")) | (text[2] == ord(",")) | _IS_END[text[2]])
-    )
-    zero_x = (text[0] == ord("0")) & ((text[1] | 32) == ord("x"))
-    after_blanks = (indent > 0) & ~blank[-1] & (pair_then_end | zero_x)
-    od_chars = (np.logical_and.reduce(octal[:7]) & cell(7) & (cell(11) | ends[11])) | (
-        cell(0) & (cell(4) | ends[4]) & ~np.logical_and.reduce(space[:8])
-    )
-    found = with_offset | bare | after_blanks | c_array | od_chars
-    return sorted(int(s) for s in rows[found])
+    found = with_offset | od_chars | bare | c_array
+    return sorted(int(s) for s in np.concatenate((rest[found], indented)))
 
 
 @dataclass(slots=True)
