@@ -191,7 +191,12 @@ def analyze(
             escapes = Escapes(window, partial)
             hold = partial
     newlines = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 10)
-    view = TextView(escapes, line_start=line_start, newlines=newlines)
+    views = [TextView(escapes, line_start=line_start, newlines=newlines)]
+    if escapes.count:
+        # The output as it is, too: a `%`, `\\` or `&` just before a value can turn its
+        # first characters into an escape ("%73 6b 5f" is "s 6b 5f" decoded).
+        raw = Escapes.none(window, len(escapes.source))
+        views.append(TextView(raw, line_start=line_start, newlines=newlines))
     for segment in dump_segments(window, newlines, line_start=line_start, final=final):
         data = bytes(segment.data)
         complete, pending = forms.scan(data, find, final=not segment.open_end)
@@ -203,28 +208,30 @@ def analyze(
             hold = min(hold, segment.start_of(pending[0][0]))
     # Text matches are checked left to right, as the choice among matches goes: a valid
     # one hides those that start inside it (the lines of a long multi-line value, say), so
-    # those are not even mapped back — unless a dump match overlaps it, and could win.
-    dump_spans = sorted((start, -negative_end) for start, negative_end, _ in candidates)
-    dump_starts = [start for start, _ in dump_spans]
-    dump_reach = list(accumulate((end for _, end in dump_spans), max))
-    complete, pending = forms.scan(view.text, find, final=final)
+    # those are not even mapped back — unless a match of another view overlaps it, and
+    # could win (with two text views, any may).
+    others = sorted((start, -negative_end) for start, negative_end, _ in candidates)
+    other_starts = [start for start, _ in others]
+    other_reach = list(accumulate((end for _, end in others), max))
     owners = forms.owners
-    complete.sort(key=lambda found: (found[0], -found[1], owners[found[2]]))
-    reached = 0
-    for start, end, form in complete:
-        if start < reached:
-            continue
-        span = _text_span(forms, view, start, end, form)
-        if span is not None:
-            candidates.append((span[0], -span[1], owners[form]))
-            before = bisect_left(dump_starts, span[1])
-            if not before or dump_reach[before - 1] <= span[0]:
-                reached = end
-    for start, form in pending:
-        held = _text_pending(forms, view, start, form)
-        if held is not None:
-            hold = min(hold, held)
-            break
+    for view in views:
+        complete, pending = forms.scan(view.text, find, final=final)
+        complete.sort(key=lambda found: (found[0], -found[1], owners[found[2]]))
+        reached = 0
+        for start, end, form in complete:
+            if start < reached:
+                continue
+            span = _text_span(forms, view, start, end, form)
+            if span is not None:
+                candidates.append((span[0], -span[1], owners[form]))
+                before = bisect_left(other_starts, span[1])
+                if len(views) == 1 and (not before or other_reach[before - 1] <= span[0]):
+                    reached = end
+        for start, form in pending:
+            held = _text_pending(forms, view, start, form)
+            if held is not None:
+                hold = min(hold, held)
+                break
 
     if not final:
         tail = int(newlines[-1]) + 1 if len(newlines) else 0

@@ -128,6 +128,7 @@ class Escapes:
         "_offsets",
         "_raw_lengths",
         "count",
+        "source",
         "text",
     )
 
@@ -141,6 +142,7 @@ class Escapes:
         self._raw_lengths: list[int] = []
         self._decoded_lengths: list[int] = []
         self.count = 0
+        self.source = source
         self.text = source
         if not kinds:
             return
@@ -175,6 +177,13 @@ class Escapes:
 
     def __len__(self) -> int:
         return self.count
+
+    @classmethod
+    def none(cls, data: bytes, end: int) -> Escapes:
+        """data[:end] taken as it is: no escape decoded."""
+        plain = cls(b"")
+        plain.source = plain.text = data[:end] if end < len(data) else data
+        return plain
 
     def __repr__(self) -> str:
         return f"Escapes({self.count})"

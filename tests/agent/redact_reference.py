@@ -83,22 +83,25 @@ def reference_scrub(secrets: list[tuple[bytes, bytes]], text: bytes) -> bytes:
                 exact[form.text] = form.exact
     spans: list[tuple[int, int, int]] = []
 
-    decoded_bytes = _decoded_bytes(text)
-    decoded = bytes(b for b, _, _ in decoded_bytes)
-    kept = [i for i, b in enumerate(decoded) if b not in BREAKS]
-    view = bytes(decoded[i] for i in kept)
-    for form, who in owner.items():
-        at = view.find(form)
-        while at >= 0:
-            first, last = kept[at], kept[at + len(form) - 1] + 1
-            crossed = [i for i in range(first, last) if decoded[i] in BREAKS]
-            if (
-                not crossed
-                or _may_wrap(decoded, crossed[0], first)
-                or decoded[first:last] == exact[form]
-            ):
-                spans.append((decoded_bytes[first][1], decoded_bytes[last - 1][2], who))
-            at = view.find(form, at + 1)
+    # The text view, escapes decoded, and the output as it is (an escape can swallow the
+    # first characters of a value printed right after a `%`, `\\` or `&`).
+    as_is = [(b, i, i + 1) for i, b in enumerate(text)]
+    for decoded_bytes in (_decoded_bytes(text), as_is):
+        decoded = bytes(b for b, _, _ in decoded_bytes)
+        kept = [i for i, b in enumerate(decoded) if b not in BREAKS]
+        view = bytes(decoded[i] for i in kept)
+        for form, who in owner.items():
+            at = view.find(form)
+            while at >= 0:
+                first, last = kept[at], kept[at + len(form) - 1] + 1
+                crossed = [i for i in range(first, last) if decoded[i] in BREAKS]
+                if (
+                    not crossed
+                    or _may_wrap(decoded, crossed[0], first)
+                    or decoded[first:last] == exact[form]
+                ):
+                    spans.append((decoded_bytes[first][1], decoded_bytes[last - 1][2], who))
+                at = view.find(form, at + 1)
 
     newlines = np.flatnonzero(np.frombuffer(text, dtype=np.uint8) == 10)
     for segment in dump_segments(text, newlines, line_start=True, final=True):
