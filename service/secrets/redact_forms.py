@@ -25,6 +25,8 @@ import binascii
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 
+import numpy as np
+
 from service.secrets.redact_views import decode_escapes, remove_breaks
 
 # Values shorter than this are not scrubbed: a 1–3 byte "secret" would match everywhere.
@@ -67,12 +69,29 @@ def _shifted(
         yield padded[first:]
 
 
+_B32_ALPHABET = np.frombuffer(b"ABCDEFGHIJKLMNOPQRSTUVWXYZ234567", dtype=np.uint8)
+_B32_PADDING = {0: 0, 1: 6, 2: 4, 3: 3, 4: 1}
+
+
+def _b32encode(data: bytes) -> bytes:
+    """base64.b32encode, vectorised: the standard library's is pure Python and takes a
+    tenth of a second for the five alignments of a 64 KB secret."""
+    if len(data) < 256:
+        return base64.b32encode(data)
+    padded = np.frombuffer(data + bytes(-len(data) % 5), dtype=np.uint8)
+    groups = np.unpackbits(padded).reshape(-1, 5)
+    digits = groups @ np.array([16, 8, 4, 2, 1], dtype=np.uint8)
+    encoded = _B32_ALPHABET[digits].tobytes()
+    pad = _B32_PADDING[len(data) % 5]
+    return encoded[: len(encoded) - pad] + b"=" * pad if pad else encoded
+
+
 def _encoded_forms(value: bytes) -> Iterator[bytes]:
     for data in (value, value + b":"):
         for form in _shifted(data, base64.b64encode, 3, 6):
             yield form
             yield form.translate(_URLSAFE)
-    for form in _shifted(value, base64.b32encode, 5, 5):
+    for form in _shifted(value, _b32encode, 5, 5):
         yield form
         yield form.lower()
     hexed = binascii.hexlify(value)
