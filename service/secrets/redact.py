@@ -24,9 +24,17 @@ from concurrent.futures import ThreadPoolExecutor
 
 from service.secrets.redact_engines import Buffer, Finder
 from service.secrets.redact_forms import MIN_VALUE_LEN, secret_forms
-from service.secrets.redact_match import FormSet, Match, analyze
+from service.secrets.redact_match import FormSet, Match, Search, analyze
 
-__all__ = ["MIN_VALUE_LEN", "Scrubber", "ScrubStream", "scrub_fd", "write_all", "write_pieces"]
+__all__ = [
+    "MIN_VALUE_LEN",
+    "Scrubber",
+    "ScrubStream",
+    "Search",
+    "scrub_fd",
+    "write_all",
+    "write_pieces",
+]
 
 _CHUNK = 1 << 20
 # Reads at least this long are searched in two halves at once (engines release the GIL).
@@ -83,42 +91,46 @@ class Scrubber:
         return self._forms.engine.finder()
 
     @contextlib.contextmanager
-    def parallel_finder(self) -> Iterator[Finder]:
-        """A search function that searches a long buffer's two halves on two threads, with
-        an engine that searches without the GIL: up to half the wall time per read on a
-        machine with a spare core. Otherwise the plain `finder()`."""
-        if (os.cpu_count() or 1) < 2 or self.empty or not self._forms.engine.parallel:
-            yield self.finder()
+    def parallel_search(self) -> Iterator[Search]:
+        """A search for one stream that uses a second core: the dump view is worked out
+        beside the text view, and (with an engine that searches without the GIL) a long
+        read's two halves are searched at once. Plain `Search(finder())` on one core."""
+        if (os.cpu_count() or 1) < 2 or self.empty:
+            yield Search(self.finder())
             return
-        front, back = self.finder(), self.finder()
-        # An anchor starting in the front half ends within max_anchor - 1 bytes after it.
-        overlap = self._forms.max_anchor - 1
-        count = len(self._forms.anchors)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrub") as pool:
+            if not self._forms.engine.parallel:
+                yield Search(self.finder(), pool)
+                return
+            front, back = self.finder(), self.finder()
+            # An anchor starting in the front half ends within max_anchor - 1 bytes of it.
+            overlap = self._forms.max_anchor - 1
+            count = len(self._forms.anchors)
 
-        def find_all(data: Buffer) -> list[int]:
-            if len(data) < _SPLIT:
-                return front(data)
-            middle = len(data) // 2
-            later = pool.submit(back, data[middle:])
-            # Keys are start * count + index: those below `limit` start in the front half.
-            limit = middle * count
-            found = [key for key in front(data[: middle + overlap]) if key < limit]
-            found.extend(key + limit for key in later.result())
-            return found
+            def find_all(data: Buffer) -> list[int]:
+                if len(data) < _SPLIT:
+                    return front(data)
+                middle = len(data) // 2
+                later = pool.submit(back, data[middle:])
+                # Keys are start * count + index: below `limit`, they start in the front half.
+                limit = middle * count
+                found = [key for key in front(data[: middle + overlap]) if key < limit]
+                found.extend(key + limit for key in later.result())
+                return found
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrub") as pool:
-            yield find_all
+            # The dump view runs on its own finder: scratch space is one scan's at a time.
+            yield Search(find_all, pool, self.finder())
 
     def analyze(
-        self, window: bytes, find: Finder, *, base: int, line_start: bool, final: bool
+        self, window: bytes, search: Search, *, base: int, line_start: bool, final: bool
     ) -> tuple[list[Match], int]:
         """Matches in window[base:] and where holding back begins (redact_match.analyze)."""
-        return analyze(self._forms, find, window, base=base, line_start=line_start, final=final)
+        return analyze(self._forms, search, window, base=base, line_start=line_start, final=final)
 
     def find(self, data: bytes) -> list[tuple[int, int, bytes]]:
         """Non-overlapping matches in a complete text as (start, end, placeholder),
         leftmost first and longest at each start."""
-        matches, _ = self.analyze(data, self.finder(), base=0, line_start=True, final=True)
+        matches, _ = self.analyze(data, Search(self.finder()), base=0, line_start=True, final=True)
         return [(m.start, m.end, self._placeholders[m.owner]) for m in matches]
 
     def scrub(self, data: bytes) -> bytes:
@@ -135,9 +147,9 @@ class ScrubStream:
     """Scrubbing state of one output stream: the held part, and the beginning of the
     current line already passed on (context for the views)."""
 
-    def __init__(self, scrubber: Scrubber, find: Finder | None = None) -> None:
+    def __init__(self, scrubber: Scrubber, search: Search | None = None) -> None:
         self._scrubber = scrubber
-        self._find = find or scrubber.finder()
+        self._search = search or Search(scrubber.finder())
         self._held = b""
         self._context = b""
         self._line_start = True
@@ -186,7 +198,7 @@ class ScrubStream:
         base = len(self._context)
         boundary = base + len(self._held)
         matches, _ = self._scrubber.analyze(
-            window, self._find, base=base, line_start=self._line_start, final=False
+            window, self._search, base=base, line_start=self._line_start, final=False
         )
         if not matches or matches[0].start != base or matches[0].end <= boundary:
             return None
@@ -206,7 +218,7 @@ class ScrubStream:
         if len(window) == base:
             return []
         matches, hold = self._scrubber.analyze(
-            window, self._find, base=base, line_start=self._line_start, final=final
+            window, self._search, base=base, line_start=self._line_start, final=final
         )
         view = memoryview(window)
         out: Pieces = []
@@ -277,8 +289,8 @@ def grow_pipe(fd: int) -> None:
 def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK) -> None:
     """Copy `in_fd` to `out_fd` until EOF, scrubbing on the way. Nothing touches disk."""
     grow_pipe(in_fd)
-    with scrubber.parallel_finder() as find:
-        stream = ScrubStream(scrubber, find)
+    with scrubber.parallel_search() as search:
+        stream = ScrubStream(scrubber, search)
         while data := os.read(in_fd, chunk):
             write_pieces(out_fd, stream.feed_pieces(data))
         write_pieces(out_fd, stream.finish_pieces())

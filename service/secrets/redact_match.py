@@ -20,16 +20,18 @@ No set of prefixes is built: memory is the forms themselves plus one anchor per 
 from __future__ import annotations
 
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
 from itertools import accumulate
 from typing import NamedTuple
 
 import numpy as np
+import numpy.typing as npt
 
 from service.secrets.redact_dumps import dump_segments, may_become_dump_line
-from service.secrets.redact_engines import Buffer, Engine, Finder, build_engine
+from service.secrets.redact_engines import Engine, Finder, build_engine
 from service.secrets.redact_forms import Form
-from service.secrets.redact_views import Escapes, TextView, partial_escape_start
+from service.secrets.redact_views import Escapes, TextView, partial_escape_start, remove_breaks
 
 # Bytes of a form the engine searches; the rest is compared at a hit. Long enough that a
 # hit is rare in ordinary output, short enough that the engine's tables stay small.
@@ -167,9 +169,42 @@ def _text_pending(forms: FormSet, view: TextView, start: int, form: int) -> int 
     return view.to_output(first, first + 1)[0]
 
 
+class Search(NamedTuple):
+    """How a stream searches: the engine's finder; threads to work out the dump view beside
+    the text view (numpy and hyperscan release the GIL), or None; and the finder the dump
+    view uses there, when the engine keeps scratch space per scan (None: `find`)."""
+
+    find: Finder
+    pool: Executor | None = None
+    dump_find: Finder | None = None
+
+
+def _dump_part(
+    forms: FormSet, find: Finder, window: bytes, *, line_start: bool, final: bool
+) -> tuple[list[tuple[int, int, int]], int, npt.NDArray[np.int64]]:
+    """Dump view: candidates (start, -end, owner), where holding back begins (len(window)
+    if nowhere), and the offsets of the window's line feeds."""
+    size = len(window)
+    hold = size
+    found: list[tuple[int, int, int]] = []
+    newlines = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 10)
+    for segment in dump_segments(window, newlines, line_start=line_start, final=final):
+        data = bytes(segment.data)
+        complete, pending = forms.scan(data, find, final=not segment.open_end)
+        for start, end, form in complete:
+            found.append((segment.start_of(start), -segment.end_of(end - 1), forms.owners[form]))
+        if pending:
+            hold = min(hold, segment.start_of(pending[0][0]))
+    if not final:
+        tail = int(newlines[-1]) + 1 if len(newlines) else 0
+        if tail < size and (tail or line_start) and may_become_dump_line(window[tail:]):
+            hold = min(hold, tail)
+    return found, hold, newlines
+
+
 def analyze(
     forms: FormSet,
-    find: Finder,
+    search: Search,
     window: bytes,
     *,
     base: int = 0,
@@ -180,32 +215,34 @@ def analyze(
     held back (len(window) when nothing is). window[:base] is context already passed on:
     the beginning of the current line, which the views need. `line_start`: the window
     begins a line. `final`: no more output follows."""
+    find = search.find
+    dump_find = search.dump_find or find
+    if search.pool is not None:
+        dumps = search.pool.submit(
+            _dump_part, forms, dump_find, window, line_start=line_start, final=final
+        )
     size = len(window)
     hold = size
-    candidates: list[tuple[int, int, int]] = []
-
     escapes = Escapes(window)
     if not final:
         partial = partial_escape_start(window, escapes)
         if partial is not None:
             escapes = Escapes(window, partial)
             hold = partial
-    newlines = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 10)
-    views = [TextView(escapes, line_start=line_start, newlines=newlines)]
+    sources = [escapes]
     if escapes.count:
         # The output as it is, too: a `%`, `\\` or `&` just before a value can turn its
         # first characters into an escape ("%73 6b 5f" is "s 6b 5f" decoded).
-        raw = Escapes.none(window, len(escapes.source))
-        views.append(TextView(raw, line_start=line_start, newlines=newlines))
-    for segment in dump_segments(window, newlines, line_start=line_start, final=final):
-        data = bytes(segment.data)
-        complete, pending = forms.scan(data, find, final=not segment.open_end)
-        for start, end, form in complete:
-            candidates.append(
-                (segment.start_of(start), -segment.end_of(end - 1), forms.owners[form])
-            )
-        if pending:
-            hold = min(hold, segment.start_of(pending[0][0]))
+        sources.append(Escapes.none(window, len(escapes.source)))
+    texts = [remove_breaks(source.text) for source in sources]
+    scanned = [forms.scan(text, find, final=final) for text in texts]
+    if search.pool is not None:
+        candidates, dump_hold, newlines = dumps.result()
+    else:
+        candidates, dump_hold, newlines = _dump_part(
+            forms, dump_find, window, line_start=line_start, final=final
+        )
+    hold = min(hold, dump_hold)
     # Text matches are checked left to right, as the choice among matches goes: a valid
     # one hides those that start inside it (the lines of a long multi-line value, say), so
     # those are not even mapped back — unless a match of another view overlaps it, and
@@ -214,8 +251,8 @@ def analyze(
     other_starts = [start for start, _ in others]
     other_reach = list(accumulate((end for _, end in others), max))
     owners = forms.owners
-    for view in views:
-        complete, pending = forms.scan(view.text, find, final=final)
+    for source, text, (complete, pending) in zip(sources, texts, scanned, strict=True):
+        view = TextView(source, line_start=line_start, newlines=newlines, text=text)
         complete.sort(key=lambda found: (found[0], -found[1], owners[found[2]]))
         reached = 0
         for start, end, form in complete:
@@ -225,18 +262,13 @@ def analyze(
             if span is not None:
                 candidates.append((span[0], -span[1], owners[form]))
                 before = bisect_left(other_starts, span[1])
-                if len(views) == 1 and (not before or other_reach[before - 1] <= span[0]):
+                if len(sources) == 1 and (not before or other_reach[before - 1] <= span[0]):
                     reached = end
         for start, form in pending:
             held = _text_pending(forms, view, start, form)
             if held is not None:
                 hold = min(hold, held)
                 break
-
-    if not final:
-        tail = int(newlines[-1]) + 1 if len(newlines) else 0
-        if tail < size and (tail or line_start) and may_become_dump_line(window[tail:]):
-            hold = min(hold, tail)
 
     hold = max(hold, base)
     candidates.sort()
@@ -249,8 +281,3 @@ def analyze(
             matches.append(Match(start, -negative_end, owner))
             reached = -negative_end
     return matches, hold
-
-
-def finder_for(forms: FormSet) -> Callable[[Buffer], list[int]]:
-    """A search function for one thread."""
-    return forms.engine.finder()

@@ -59,11 +59,11 @@ class _Channel:
 def pump(scrubber: Scrubber, pairs: Sequence[tuple[int, int]], *, chunk: int = _CHUNK) -> None:
     """Copy each (source, sink) pair of fds until every source reaches EOF, scrubbing on
     the way; closes the sources. Nothing touches disk."""
-    with scrubber.parallel_finder() as find, selectors.DefaultSelector() as selector:
+    with scrubber.parallel_search() as search, selectors.DefaultSelector() as selector:
         channels = []
         for source, sink in pairs:
             grow_pipe(source)
-            channel = _Channel(source, sink, ScrubStream(scrubber, find))
+            channel = _Channel(source, sink, ScrubStream(scrubber, search))
             channels.append(channel)
             selector.register(source, selectors.EVENT_READ, channel)
         try:

@@ -273,14 +273,16 @@ class TextView:
         *,
         line_start: bool,
         newlines: npt.NDArray[np.int64] | None = None,
+        text: bytes | None = None,
     ) -> None:
         """`escapes`: those of the output viewed (with its decoded text); `line_start`
         tells whether the output begins a line (otherwise the line's beginning was cut
         off, and counts as not encoded text); `newlines`, the offsets of b"\\n" in the
-        output when the caller has them (used when nothing was decoded)."""
+        output when the caller has them (used when nothing was decoded); `text`, the
+        decoded text without line breaks when the caller has it."""
         self._escapes = escapes
         self.decoded = escapes.text
-        self.text = remove_breaks(self.decoded)
+        self.text = remove_breaks(self.decoded) if text is None else text
         self.line_start = line_start
         self._breaks: npt.NDArray[np.int64] | None = None
         self._removed: npt.NDArray[np.int64] | None = None

@@ -440,11 +440,11 @@ def test_two_thread_search_finds_values_across_the_middle_of_a_long_read() -> No
     longest = secret_forms(VALUE)[0].text
     for engine in available_engines():
         scrubber = Scrubber({b"<secret:aa>": VALUE}, engine=engine)
-        with scrubber.parallel_finder() as find:
+        with scrubber.parallel_search() as search:
             for shift in range(-len(longest) - 2, 3):
                 at = middle + shift
                 data = filler[:at] + longest + filler[at + len(longest) :]
-                stream = ScrubStream(scrubber, find)  # the two-thread search of scrub_fd
+                stream = ScrubStream(scrubber, search)  # the two-thread search of scrub_fd
                 out = stream.feed(data) + stream.finish()
                 assert out.count(b"<secret:aa>") == 1, (engine, shift)
                 assert longest not in out, (engine, shift)
