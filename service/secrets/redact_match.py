@@ -227,7 +227,7 @@ def analyze(
     if not final:
         partial = partial_escape_start(window, escapes)
         if partial is not None:
-            escapes = Escapes(window, partial)
+            escapes = escapes.cut(partial)
             hold = partial
     sources = [escapes]
     if escapes.count:

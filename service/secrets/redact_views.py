@@ -28,6 +28,7 @@ import functools
 import html.entities
 import re
 from bisect import bisect_right
+from itertools import accumulate
 
 import numpy as np
 import numpy.typing as npt
@@ -54,11 +55,11 @@ _BACKSLASH = (
     rb"|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[\"'\\/bfnrt])"
 )
 _AMPERSAND = rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
-# Each pattern captures its escapes, so `split` tokenises in C: literal, escape, literal...
+# Each pattern begins with a literal byte that is found at memchr speed.
 _ESCAPES = (
-    (b"%", re.compile(b"(" + _PERCENT + b")")),
-    (b"\\", re.compile(b"(" + _BACKSLASH + b")")),
-    (b"&", re.compile(b"(" + _AMPERSAND + b")")),
+    (b"%", re.compile(_PERCENT)),
+    (b"\\", re.compile(_BACKSLASH)),
+    (b"&", re.compile(_AMPERSAND)),
 )
 # The start of an escape that more output may complete (searched only after the last
 # complete escape). A lone high surrogate `\uD8xx` waits for its low half too.
@@ -69,6 +70,9 @@ _PARTIAL = re.compile(
 )
 _HIGH_SURROGATE = re.compile(rb"\\u[dD][89abAB][0-9A-Fa-f]{2}\Z")
 _LOW_SURROGATE_START = re.compile(rb"(?:\\(?:u(?:[dD](?:[c-fC-F][0-9A-Fa-f]{0,2})?)?)?)?\Z")
+# Below this many introducers in a read, each is looked at on its own; from it on, the
+# regex engine scans the whole read (faster per escape, slower per read).
+_SPARSE = 2000
 # Longest partial escape: `&` and a 31-character entity name.
 _PARTIAL_MAX = 40
 _SIMPLE = {
@@ -117,114 +121,115 @@ def _decode_token(token: bytes) -> bytes | None:
 
 
 class Escapes:
-    """The escapes of output[:end], left to right: `text` is output[:end] with every escape
-    decoded. Where each escape lies (in the output and in `text`) is worked out only when
-    asked for: most of the time nothing is found, and nothing needs mapping back."""
+    """The escapes of output[:end], left to right: output[starts[k]:ends[k]] stands for
+    decoded[k], and `text` is output[:end] with every escape decoded. `text_starts[k]` is
+    where decoded[k] begins in `text`."""
 
-    __slots__ = (
-        "_decoded_lengths",
-        "_kept",
-        "_lists",
-        "_offsets",
-        "_raw_lengths",
-        "count",
-        "source",
-        "text",
-    )
+    __slots__ = ("_text_starts", "decoded", "ends", "source", "starts", "text")
 
     def __init__(self, data: bytes, end: int | None = None) -> None:
         stop = len(data) if end is None else end
         source = data if stop == len(data) else data[:stop]
-        kinds = [pattern for introducer, pattern in _ESCAPES if introducer in source]
-        self._offsets: tuple[npt.NDArray[np.int64], ...] | None = None
-        self._lists: tuple[list[int], list[int], list[int], list[int]] | None = None
-        self._kept: list[int] | None = None
-        self._raw_lengths: list[int] = []
-        self._decoded_lengths: list[int] = []
-        self.count = 0
-        self.source = source
-        self.text = source
-        if not kinds:
+        self.source = self.text = source
+        self.starts: list[int] = []
+        self.ends: list[int] = []
+        self.decoded: list[bytes] = []
+        self._text_starts: list[int] | None = None
+        found: list[tuple[int, int, bytes]] = []
+        for introducer, pattern in _ESCAPES:
+            pos = source.find(introducer)
+            looked = 0
+            match = pattern.match
+            # A few: jump from one introducer to the next (memchr) and try the pattern
+            # there; many (JSON logs): let the regex engine scan the rest in one go.
+            while pos >= 0 and looked < _SPARSE:
+                looked += 1
+                hit = match(source, pos)
+                if hit is None:
+                    pos = source.find(introducer, pos + 1)
+                    continue
+                token = hit.group()
+                value = _decode_token(token)
+                if value is not None:
+                    found.append((pos, pos + len(token), value))
+                pos = source.find(introducer, pos + len(token))
+            if pos >= 0:
+                for hit in pattern.finditer(source, pos):
+                    value = _decode_token(hit.group())
+                    if value is not None:
+                        found.append((hit.start(), hit.end(), value))
+        if not found:
             return
-        if len(kinds) == 1:
-            # One kind of escape: tokenised by `split`, in C.
-            parts = kinds[0].split(source)
-        else:
-            # Each kind's pattern begins with a literal byte that the regex engine skips to
-            # quickly; an alternation of all three would try every byte.
-            found = sorted(m.span() for kind in kinds for m in kind.finditer(source))
-            parts = []
-            pos = 0
-            for start, stop_at in found:
-                parts.append(source[pos:start])
-                parts.append(source[start:stop_at])
-                pos = stop_at
-            parts.append(source[pos:])
-        if len(parts) == 1:
-            return
-        self._raw_lengths = list(map(len, parts))
-        tokens = parts[1::2]
-        decoded = [_decode_token(token) for token in tokens]
-        if None in decoded:
-            # A name that is no entity, a code point past U+10FFFF: left as it is.
-            self._kept = [k for k, value in enumerate(decoded) if value is not None]
-            parts[1::2] = [d if d is not None else t for d, t in zip(decoded, tokens, strict=True)]
-        else:
-            parts[1::2] = decoded
-        self._decoded_lengths = list(map(len, parts))
-        self.count = len(tokens) if self._kept is None else len(self._kept)
-        self.text = b"".join(parts)
+        # Escapes of different kinds never overlap: none contains another's introducer.
+        found.sort()
+        pieces = []
+        pos = 0
+        for start, stop_at, value in found:
+            pieces.append(source[pos:start])
+            pieces.append(value)
+            self.starts.append(start)
+            self.ends.append(stop_at)
+            self.decoded.append(value)
+            pos = stop_at
+        pieces.append(source[pos:])
+        self.text = b"".join(pieces)
+
+    @property
+    def count(self) -> int:
+        return len(self.starts)
 
     def __len__(self) -> int:
-        return self.count
+        return len(self.starts)
 
     @classmethod
     def none(cls, data: bytes, end: int) -> Escapes:
         """data[:end] taken as it is: no escape decoded."""
-        plain = cls(b"")
-        plain.source = plain.text = data[:end] if end < len(data) else data
-        return plain
+        return cls(b"", 0)._as(data[:end] if end < len(data) else data)
+
+    def _as(self, source: bytes) -> Escapes:
+        self.source = self.text = source
+        return self
 
     def __repr__(self) -> str:
-        return f"Escapes({self.count})"
-
-    def offsets(self) -> tuple[npt.NDArray[np.int64], ...]:
-        """(starts, ends, decoded starts, decoded ends) of the escapes, as arrays."""
-        if self._offsets is None:
-            raw = np.cumsum(np.array([0, *self._raw_lengths], dtype=np.int64))
-            decoded = np.cumsum(np.array([0, *self._decoded_lengths], dtype=np.int64))
-            arrays: tuple[npt.NDArray[np.int64], ...] = (
-                raw[1:-1:2],
-                raw[2::2],
-                decoded[1:-1:2],
-                decoded[2::2],
-            )
-            if self._kept is not None:
-                arrays = tuple(a[self._kept] for a in arrays)
-            self._offsets = arrays
-        return self._offsets
-
-    def offset_lists(self) -> tuple[list[int], list[int], list[int], list[int]]:
-        """`offsets()` as lists (for `bisect`)."""
-        if self._lists is None:
-            starts, ends, d_starts, d_ends = (a.tolist() for a in self.offsets())
-            self._lists = (starts, ends, d_starts, d_ends)
-        return self._lists
+        return f"Escapes({len(self.starts)})"
 
     @property
-    def starts(self) -> list[int]:
-        return [int(x) for x in self.offsets()[0]] if self.count else []
-
-    @property
-    def ends(self) -> list[int]:
-        return [int(x) for x in self.offsets()[1]] if self.count else []
+    def text_starts(self) -> list[int]:
+        """Where each escape's decoded bytes begin in `text`."""
+        if self._text_starts is None:
+            shrink = accumulate(
+                (end - start - len(value) for start, end, value in zip(
+                    self.starts, self.ends, self.decoded, strict=True)),
+                initial=0,
+            )  # fmt: skip
+            self._text_starts = [
+                start - gone for start, gone in zip(self.starts, shrink, strict=False)
+            ]
+        return self._text_starts
 
     def last(self) -> tuple[int, int] | None:
         """The output span of the last escape."""
-        if not self.count:
-            return None
-        starts, ends, _, _ = self.offsets()
-        return int(starts[-1]), int(ends[-1])
+        return (self.starts[-1], self.ends[-1]) if self.starts else None
+
+    def cut(self, end: int) -> Escapes:
+        """The escapes of output[:end], `end` at or after the start of the last escape
+        kept (an escape that more output may complete is dropped, not decoded)."""
+        keep = bisect_right(self.ends, end)
+        shrink = sum(
+            stop - start - len(value)
+            for start, stop, value in zip(
+                self.starts[:keep], self.ends[:keep], self.decoded[:keep], strict=True
+            )
+        )
+        cut = Escapes(b"", 0)
+        cut.source = self.source[:end]
+        cut.starts, cut.ends, cut.decoded = (
+            self.starts[:keep],
+            self.ends[:keep],
+            self.decoded[:keep],
+        )
+        cut.text = self.text[: end - shrink] if keep else cut.source
+        return cut
 
 
 def partial_escape_start(data: bytes, escapes: Escapes) -> int | None:
@@ -259,8 +264,8 @@ class TextView:
     (`text`). Offsets map back to the output; an escape maps to the whole escape."""
 
     __slots__ = (
-        "_breaks",
         "_escapes",
+        "_newlines",
         "_removed",
         "decoded",
         "line_start",
@@ -284,10 +289,8 @@ class TextView:
         self.decoded = escapes.text
         self.text = remove_breaks(self.decoded) if text is None else text
         self.line_start = line_start
-        self._breaks: npt.NDArray[np.int64] | None = None
+        self._newlines = newlines
         self._removed: npt.NDArray[np.int64] | None = None
-        if newlines is not None and not escapes.count and b"\r" not in self.decoded:
-            self._breaks = newlines[newlines < len(self.decoded)]
 
     def __repr__(self) -> str:
         return f"TextView(len={len(self.text)}, escapes={len(self._escapes)})"
@@ -295,14 +298,39 @@ class TextView:
     def _removed_at(self) -> npt.NDArray[np.int64]:
         """Where the text had reached when each line break was removed (breaks[k] - k)."""
         if self._removed is None:
-            breaks = self._breaks
-            if breaks is None:
-                decoded = np.frombuffer(self.decoded, dtype=np.uint8)
-                breaks = np.flatnonzero(decoded == 10)
-                if b"\r" in self.decoded:
-                    breaks = np.sort(np.concatenate((breaks, np.flatnonzero(decoded == 13))))
-            self._removed = breaks - np.arange(len(breaks))
+            self._removed = self._break_offsets() - np.arange(len(self.decoded) - len(self.text))
         return self._removed
+
+    def _break_offsets(self) -> npt.NDArray[np.int64]:
+        """Offsets of the line breaks in the decoded text: the output's own, moved by the
+        escapes before them, and those that escapes decode to (`\\n`, `%0A`)."""
+        source = self._escapes.source
+        raw = self._newlines
+        if raw is None:
+            raw = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == 10)
+        elif len(raw) and raw[-1] >= len(source):
+            raw = raw[raw < len(source)]
+        if b"\r" in source:
+            returns = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == 13)
+            raw = np.sort(np.concatenate((raw, returns)), kind="stable")
+        escapes = self._escapes
+        if not escapes.count:
+            return raw
+        ends = np.array(escapes.ends, dtype=np.int64)
+        shrink = np.concatenate(
+            ([0], np.cumsum(ends - np.array(escapes.starts) - [len(d) for d in escapes.decoded]))
+        )
+        moved = raw - shrink[np.searchsorted(ends, raw, side="right")]
+        made = [
+            start + offset
+            for start, value in zip(escapes.text_starts, escapes.decoded, strict=True)
+            if b"\n" in value or b"\r" in value
+            for offset, byte in enumerate(value)
+            if byte in _LINE_ENDS
+        ]
+        if made:
+            moved = np.sort(np.concatenate((moved, made)), kind="stable")
+        return moved
 
     def _to_decoded(self, pos: int) -> int:
         gone = len(self.decoded) - len(self.text)
@@ -331,13 +359,16 @@ class TextView:
         return self._output_offset(start, True), self._output_offset(end - 1, False) + 1
 
     def _output_offset(self, pos: int, first: bool) -> int:
-        starts, ends, d_starts, d_ends = self._escapes.offset_lists()
-        index = bisect_right(d_starts, pos) - 1
+        escapes = self._escapes
+        text_starts = escapes.text_starts
+        index = bisect_right(text_starts, pos) - 1
         if index < 0:
             return pos
-        if pos < d_ends[index]:
-            return starts[index] if first else ends[index] - 1
-        return ends[index] + (pos - d_ends[index])
+        end = escapes.ends[index]
+        decoded_end = text_starts[index] + len(escapes.decoded[index])
+        if pos < decoded_end:
+            return escapes.starts[index] if first else end - 1
+        return end + (pos - decoded_end)
 
     def first_break(self, start: int, end: int) -> int | None:
         """The first removed line break in decoded[start:end], if any."""

@@ -23,13 +23,10 @@ def _decoded_bytes(text: bytes) -> list[tuple[int, int, int]]:
     out = []
     pos = 0
     escapes = Escapes(text)
-    decoded_text = escapes.text
-    if escapes.count:
-        starts, ends, d_starts, d_ends = escapes.offsets()
-        for start, end, d_start, d_end in zip(starts, ends, d_starts, d_ends, strict=True):
-            out.extend((text[i], i, i + 1) for i in range(pos, start))
-            out.extend((b, int(start), int(end)) for b in decoded_text[d_start:d_end])
-            pos = int(end)
+    for start, end, value in zip(escapes.starts, escapes.ends, escapes.decoded, strict=True):
+        out.extend((text[i], i, i + 1) for i in range(pos, start))
+        out.extend((b, start, end) for b in value)
+        pos = end
     out.extend((text[i], i, i + 1) for i in range(pos, len(text)))
     return out
 
