@@ -139,16 +139,17 @@ class FormSet:
 
 
 def _text_span(
-    forms: FormSet, view: TextView, start: int, end: int, form: int
+    forms: FormSet, view: TextView, span: tuple[int, int], decoded: tuple[int, int], form: int
 ) -> tuple[int, int] | None:
-    """The output span of text[start:end], or None when it crosses a line break that
-    cannot have wrapped it."""
-    first, last = view.to_decoded(start, end)
-    cut = view.first_break(first, last)
-    if cut is not None and not view.joinable(cut, first):
-        exact = forms.exacts[form]
-        if exact is None or view.decoded[first:last] != exact:
-            return None
+    """The output span of text[span] (decoded[decoded] in the decoded view), or None when
+    it crosses a line break that cannot have wrapped it."""
+    first, last = decoded
+    if last - first != span[1] - span[0]:
+        cut = view.first_break(first, last)
+        if cut is not None and not view.joinable(cut, first):
+            exact = forms.exacts[form]
+            if exact is None or view.decoded[first:last] != exact:
+                return None
     return view.to_output(first, last)
 
 
@@ -254,11 +255,12 @@ def analyze(
     for source, text, (complete, pending) in zip(sources, texts, scanned, strict=True):
         view = TextView(source, line_start=line_start, newlines=newlines, text=text)
         complete.sort(key=lambda found: (found[0], -found[1], owners[found[2]]))
+        firsts, lasts = view.to_decoded_many([c[0] for c in complete], [c[1] for c in complete])
         reached = 0
-        for start, end, form in complete:
+        for (start, end, form), first, last in zip(complete, firsts, lasts, strict=True):
             if start < reached:
                 continue
-            span = _text_span(forms, view, start, end, form)
+            span = _text_span(forms, view, (start, end), (first, last), form)
             if span is not None:
                 candidates.append((span[0], -span[1], owners[form]))
                 before = bisect_left(other_starts, span[1])
