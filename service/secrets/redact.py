@@ -17,6 +17,7 @@ prefixes is built.
 from __future__ import annotations
 
 import contextlib
+import ctypes
 import fcntl
 import os
 from collections.abc import Iterable, Iterator, Mapping
@@ -39,6 +40,9 @@ __all__ = [
 _CHUNK = 1 << 20
 # Reads at least this long are searched in two halves at once (engines release the GIL).
 _SPLIT = 1 << 18
+# mallopt(3) parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 # os.writev takes at most IOV_MAX (1024 on Linux) pieces per call.
 _IOV_MAX = 1024
 # The beginning of the current line kept as context for the views (dump lines, wrapped
@@ -286,9 +290,21 @@ def grow_pipe(fd: int) -> None:
         fcntl.fcntl(fd, fcntl.F_SETPIPE_SZ, _CHUNK)
 
 
+def keep_freed_buffers() -> None:
+    """Let freed megabyte buffers stay in the heap for the next read. glibc hands blocks of
+    128 KiB and more straight back to the kernel, so each read's few fresh 1 MiB buffers
+    (the window, its text views) cost a page fault per 4 KiB: 96,000 per 100 MB, a third of
+    the scrubbing time. Elsewhere than glibc: no change."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
+
+
 def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK) -> None:
     """Copy `in_fd` to `out_fd` until EOF, scrubbing on the way. Nothing touches disk."""
     grow_pipe(in_fd)
+    keep_freed_buffers()
     with scrubber.parallel_search() as search:
         stream = ScrubStream(scrubber, search)
         while data := os.read(in_fd, chunk):

@@ -19,7 +19,7 @@ No set of prefixes is built: memory is the forms themselves plus one anchor per 
 
 from __future__ import annotations
 
-from bisect import bisect_left
+from bisect import bisect_left, bisect_right
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Executor
 from itertools import accumulate
@@ -189,13 +189,30 @@ def _dump_part(
     hold = size
     found: list[tuple[int, int, int]] = []
     newlines = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 10)
-    for segment in dump_segments(window, newlines, line_start=line_start, final=final):
-        data = bytes(segment.data)
-        complete, pending = forms.scan(data, find, final=not segment.open_end)
+    segments = dump_segments(window, newlines, line_start=line_start, final=final)
+    if segments:
+        # One search over all segments (a call per dump costs more than the search), and
+        # no match across two of them.
+        data = b"".join(segment.data for segment in segments)
+        firsts = list(accumulate((len(segment.data) for segment in segments[:-1]), initial=0))
+        last_open = segments[-1].open_end
+        complete, pending = forms.scan(data, find, final=not last_open)
         for start, end, form in complete:
-            found.append((segment.start_of(start), -segment.end_of(end - 1), forms.owners[form]))
-        if pending:
-            hold = min(hold, segment.start_of(pending[0][0]))
+            index = bisect_right(firsts, start) - 1
+            offset = firsts[index]
+            segment = segments[index]
+            if end - offset <= len(segment.data):
+                found.append(
+                    (
+                        segment.start_of(start - offset),
+                        -segment.end_of(end - 1 - offset),
+                        forms.owners[form],
+                    )
+                )
+        for start, _ in pending:
+            if start >= firsts[-1]:
+                hold = min(hold, segments[-1].start_of(start - firsts[-1]))
+                break
     if not final:
         tail = int(newlines[-1]) + 1 if len(newlines) else 0
         if tail < size and (tail or line_start) and may_become_dump_line(window[tail:]):
@@ -252,8 +269,12 @@ def analyze(
     other_starts = [start for start, _ in others]
     other_reach = list(accumulate((end for _, end in others), max))
     owners = forms.owners
+    breaks = newlines
+    if b"\r" in window:
+        returns = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 13)
+        breaks = np.sort(np.concatenate((newlines, returns)), kind="stable")
     for source, text, (complete, pending) in zip(sources, texts, scanned, strict=True):
-        view = TextView(source, line_start=line_start, newlines=newlines, text=text)
+        view = TextView(source, line_start=line_start, breaks=breaks, text=text)
         complete.sort(key=lambda found: (found[0], -found[1], owners[found[2]]))
         firsts, lasts = view.to_decoded_many([c[0] for c in complete], [c[1] for c in complete])
         reached = 0

@@ -19,6 +19,7 @@ from service.secrets.redact import (
     Scrubber,
     ScrubStream,
     grow_pipe,
+    keep_freed_buffers,
     write_pieces,
 )
 
@@ -59,6 +60,7 @@ class _Channel:
 def pump(scrubber: Scrubber, pairs: Sequence[tuple[int, int]], *, chunk: int = _CHUNK) -> None:
     """Copy each (source, sink) pair of fds until every source reaches EOF, scrubbing on
     the way; closes the sources. Nothing touches disk."""
+    keep_freed_buffers()
     with scrubber.parallel_search() as search, selectors.DefaultSelector() as selector:
         channels = []
         for source, sink in pairs:

@@ -264,8 +264,8 @@ class TextView:
     (`text`). Offsets map back to the output; an escape maps to the whole escape."""
 
     __slots__ = (
+        "_breaks",
         "_escapes",
-        "_newlines",
         "_removed",
         "decoded",
         "line_start",
@@ -277,19 +277,19 @@ class TextView:
         escapes: Escapes,
         *,
         line_start: bool,
-        newlines: npt.NDArray[np.int64] | None = None,
+        breaks: npt.NDArray[np.int64] | None = None,
         text: bytes | None = None,
     ) -> None:
         """`escapes`: those of the output viewed (with its decoded text); `line_start`
         tells whether the output begins a line (otherwise the line's beginning was cut
-        off, and counts as not encoded text); `newlines`, the offsets of b"\\n" in the
-        output when the caller has them (used when nothing was decoded); `text`, the
-        decoded text without line breaks when the caller has it."""
+        off, and counts as not encoded text); `breaks`, the offsets of `\\r` and `\\n` in
+        the output when the caller has them; `text`, the decoded text without line breaks
+        when the caller has it."""
         self._escapes = escapes
         self.decoded = escapes.text
         self.text = remove_breaks(self.decoded) if text is None else text
         self.line_start = line_start
-        self._newlines = newlines
+        self._breaks = breaks
         self._removed: npt.NDArray[np.int64] | None = None
 
     def __repr__(self) -> str:
@@ -305,14 +305,12 @@ class TextView:
         """Offsets of the line breaks in the decoded text: the output's own, moved by the
         escapes before them, and those that escapes decode to (`\\n`, `%0A`)."""
         source = self._escapes.source
-        raw = self._newlines
+        raw = self._breaks
         if raw is None:
-            raw = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == 10)
+            array = np.frombuffer(source, dtype=np.uint8)
+            raw = np.flatnonzero((array == 10) | (array == 13))
         elif len(raw) and raw[-1] >= len(source):
             raw = raw[raw < len(source)]
-        if b"\r" in source:
-            returns = np.flatnonzero(np.frombuffer(source, dtype=np.uint8) == 13)
-            raw = np.sort(np.concatenate((raw, returns)), kind="stable")
         escapes = self._escapes
         if not escapes.count:
             return raw
