@@ -7,7 +7,10 @@ pays the same pipe costs; rounds are interleaved and the best round of each row 
 * cat            — `cat FILE | cat > /dev/null`: the floor;
 * scrubber (E)   — `scrub_fd` with engine E (hyperscan where its wheel installs, and the
                    numpy fallback) in a process of its own reading the pipe, after the
-                   forms are compiled: the steady-state throughput;
+                   forms are compiled: the steady-state throughput (its wall time is the
+                   scrubbing alone, measured inside; CPU s is the whole pipeline);
+*   no values (E) — the same over 100 MB of the same text with nothing planted: what
+                   ordinary output costs;
 * patina redact  — the real CLI `patina secrets redact --source vault` (the 100 secrets in
                    an age vault), start-up included;
 * patina startup — the same CLI on empty input: its start-up alone.
@@ -106,8 +109,11 @@ def make_secrets(rng: random.Random, count: int) -> list[bytes]:
 LONG_PLANTS = ("raw", "trimmed", "base64", "base64url", "basic-auth", "base32", "hex", "xxd-p")
 
 
-def make_stream(path: Path, size: int, values: list[bytes], rng: random.Random) -> dict[str, int]:
-    """Log-like text with values planted in every form; returns plants per form."""
+def make_stream(
+    path: Path, size: int, values: list[bytes], rng: random.Random, *, rate: float = 0.002
+) -> dict[str, int]:
+    """Log-like text with values planted in every form, one line in 1/rate on average;
+    returns plants per form."""
     planted = dict.fromkeys(PRINTERS, 0)
     names = list(PRINTERS)
     long_values = [v for v in values if len(v) > 4096]
@@ -119,7 +125,7 @@ def make_stream(path: Path, size: int, values: list[bytes], rng: random.Random) 
             lines = []
             for _ in range(2000):
                 line = " ".join(rng.choices(WORDS, k=12))
-                if rng.random() < 0.002:
+                if rng.random() < rate:
                     if rng.random() < 0.01:
                         # A long value now and then: each of those plants is 16–90 KB.
                         name = LONG_PLANTS[long_planted % len(LONG_PLANTS)]
@@ -243,6 +249,8 @@ def main() -> int:
         tmp = Path(tmp_dir)
         data = tmp / "stream.txt"
         planted = make_stream(data, args.mb * 1_000_000, values, rng)
+        plain = tmp / "plain.txt"
+        make_stream(plain, args.mb * 1_000_000, values, rng, rate=0)
         size = data.stat().st_size
         secrets_file = tmp / "secrets.json"
         secrets_file.write_text(json.dumps([base64.b64encode(v).decode() for v in values]))
@@ -266,7 +274,9 @@ def main() -> int:
 
         rows: dict[str, list[tuple[float, float]]] = {"cat": []}
         memory: dict[str, dict[str, float]] = {}
-        rows.update({f"scrubber ({engine})": [] for engine in available_engines()})
+        for engine in available_engines():
+            rows[f"scrubber ({engine})"] = []
+            rows[f"  no values ({engine})"] = []
         rows["patina redact"] = []
         rows["patina startup"] = []
         load_before = os.getloadavg()
@@ -275,6 +285,8 @@ def main() -> int:
             for engine in available_engines():
                 wall, cpu, figures = run_probe(engine, secrets_file, data)
                 rows[f"scrubber ({engine})"].append((wall, cpu))
+                wall, cpu, _ = run_probe(engine, secrets_file, plain)
+                rows[f"  no values ({engine})"].append((wall, cpu))
                 memory[engine] = figures
             rows["patina redact"].append(
                 time_shell(f"cat {data} | {PATINA} secrets redact --source vault > /dev/null")
