@@ -44,6 +44,7 @@ WRAP_TAIL = 3
 ENCODED_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
 _BLANK = frozenset(b" \t")
 _LINE_ENDS = frozenset(BREAK_BYTES)
+_BREAK_VALUES = frozenset((b"\n", b"\r"))
 # Offsets this close to the end of the text are mapped by walking back from the end.
 _NEAR_END = 64
 
@@ -55,11 +56,11 @@ _BACKSLASH = (
     rb"|u[0-9A-Fa-f]{4}|x[0-9A-Fa-f]{2}|[\"'\\/bfnrt])"
 )
 _AMPERSAND = rb"&(?:#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6}|[A-Za-z][A-Za-z0-9]{1,31});"
-# Each pattern begins with a literal byte that is found at memchr speed.
-_ESCAPES = (
-    (b"%", re.compile(_PERCENT)),
-    (b"\\", re.compile(_BACKSLASH)),
-    (b"&", re.compile(_AMPERSAND)),
+# Each pattern begins with a literal byte that is found at memchr speed; the grouped one
+# tokenises a read full of escapes in C (`split`).
+_ESCAPES = tuple(
+    (introducer, re.compile(pattern), re.compile(b"(" + pattern + b")"))
+    for introducer, pattern in ((b"%", _PERCENT), (b"\\", _BACKSLASH), (b"&", _AMPERSAND))
 )
 # The start of an escape that more output may complete (searched only after the last
 # complete escape). A lone high surrogate `\uD8xx` waits for its low half too.
@@ -135,43 +136,32 @@ class Escapes:
         self.ends: list[int] = []
         self.decoded: list[bytes] = []
         self._text_starts: list[int] | None = None
-        found: list[tuple[int, int, bytes]] = []
-        for introducer, pattern in _ESCAPES:
-            pos = source.find(introducer)
-            looked = 0
-            match = pattern.match
-            # A few: jump from one introducer to the next (memchr) and try the pattern
-            # there; many (JSON logs): let the regex engine scan the rest in one go.
-            while pos >= 0 and looked < _SPARSE:
-                looked += 1
-                hit = match(source, pos)
-                if hit is None:
-                    pos = source.find(introducer, pos + 1)
-                    continue
-                token = hit.group()
-                value = _decode_token(token)
-                if value is not None:
-                    found.append((pos, pos + len(token), value))
-                pos = source.find(introducer, pos + len(token))
-            if pos >= 0:
-                for hit in pattern.finditer(source, pos):
-                    value = _decode_token(hit.group())
-                    if value is not None:
-                        found.append((hit.start(), hit.end(), value))
-        if not found:
+        kinds = []
+        for introducer, pattern, grouped in _ESCAPES:
+            found = _find_escapes(source, introducer, pattern, grouped)
+            if found[0]:
+                kinds.append(found)
+        if not kinds:
             return
-        # Escapes of different kinds never overlap: none contains another's introducer.
-        found.sort()
-        pieces = []
-        pos = 0
-        for start, stop_at, value in found:
-            pieces.append(source[pos:start])
-            pieces.append(value)
-            self.starts.append(start)
-            self.ends.append(stop_at)
-            self.decoded.append(value)
-            pos = stop_at
-        pieces.append(source[pos:])
+        if len(kinds) == 1:
+            self.starts, self.ends, self.decoded = kinds[0]
+        else:
+            # Escapes of different kinds never overlap: none holds another's introducer.
+            merged = sorted(
+                (start, end, value)
+                for starts, ends, decoded in kinds
+                for start, end, value in zip(starts, ends, decoded, strict=True)
+            )
+            self.starts = [start for start, _, _ in merged]
+            self.ends = [end for _, end, _ in merged]
+            self.decoded = [value for _, _, value in merged]
+        literals = [
+            source[begin:start]
+            for begin, start in zip([0, *self.ends], [*self.starts, len(source)], strict=True)
+        ]
+        pieces: list[bytes] = [b""] * (2 * len(literals) - 1)
+        pieces[0::2] = literals
+        pieces[1::2] = self.decoded
         self.text = b"".join(pieces)
 
     @property
@@ -197,14 +187,11 @@ class Escapes:
     def text_starts(self) -> list[int]:
         """Where each escape's decoded bytes begin in `text`."""
         if self._text_starts is None:
-            shrink = accumulate(
-                (end - start - len(value) for start, end, value in zip(
-                    self.starts, self.ends, self.decoded, strict=True)),
-                initial=0,
-            )  # fmt: skip
-            self._text_starts = [
-                start - gone for start, gone in zip(self.starts, shrink, strict=False)
-            ]
+            starts = np.array(self.starts, dtype=np.int64)
+            lengths = np.fromiter(map(len, self.decoded), dtype=np.int64, count=len(starts))
+            shrink = np.array(self.ends, dtype=np.int64) - starts - lengths
+            gone = np.concatenate(([0], np.cumsum(shrink)[:-1]))
+            self._text_starts = (starts - gone).tolist()
         return self._text_starts
 
     def last(self) -> tuple[int, int] | None:
@@ -230,6 +217,45 @@ class Escapes:
         )
         cut.text = self.text[: end - shrink] if keep else cut.source
         return cut
+
+
+def _find_escapes(
+    source: bytes, introducer: bytes, pattern: re.Pattern[bytes], grouped: re.Pattern[bytes]
+) -> tuple[list[int], list[int], list[bytes]]:
+    """One kind's escapes in `source`: starts, ends and decoded bytes. A few are found by
+    jumping from one introducer to the next (memchr) and trying the pattern there; past
+    _SPARSE of them (JSON logs, HTML), the rest is tokenised by the regex engine."""
+    starts: list[int] = []
+    ends: list[int] = []
+    decoded: list[bytes] = []
+    pos = source.find(introducer)
+    looked = 0
+    while pos >= 0 and looked < _SPARSE:
+        looked += 1
+        hit = pattern.match(source, pos)
+        if hit is None:
+            pos = source.find(introducer, pos + 1)
+            continue
+        token = hit.group()
+        value = _decode_token(token)
+        end = pos + len(token)
+        if value is not None:
+            starts.append(pos)
+            ends.append(end)
+            decoded.append(value)
+        pos = source.find(introducer, end)
+    if pos < 0:
+        return starts, ends, decoded
+    parts = grouped.split(source[pos:])
+    offsets = list(accumulate(map(len, parts), initial=pos))
+    tokens = parts[1::2]
+    values = [_decode_token(token) for token in tokens]
+    for k, value in enumerate(values):
+        if value is not None:
+            starts.append(offsets[2 * k + 1])
+            ends.append(offsets[2 * k + 2])
+            decoded.append(value)
+    return starts, ends, decoded
 
 
 def partial_escape_start(data: bytes, escapes: Escapes) -> int | None:
@@ -319,13 +345,10 @@ class TextView:
             ([0], np.cumsum(ends - np.array(escapes.starts) - [len(d) for d in escapes.decoded]))
         )
         moved = raw - shrink[np.searchsorted(ends, raw, side="right")]
-        made = [
-            start + offset
-            for start, value in zip(escapes.text_starts, escapes.decoded, strict=True)
-            if b"\n" in value or b"\r" in value
-            for offset, byte in enumerate(value)
-            if byte in _LINE_ENDS
-        ]
+        # An escape that stands for a line break stands for it alone (`\\n`, `%0A`,
+        # `&#10;`): UTF-8 of any other code point holds no byte below 0x80.
+        text_starts = escapes.text_starts
+        made = [text_starts[k] for k, value in enumerate(escapes.decoded) if value in _BREAK_VALUES]
         if made:
             moved = np.sort(np.concatenate((moved, made)), kind="stable")
         return moved
