@@ -18,7 +18,8 @@ pays the same pipe costs; rounds are interleaved and the best round of each row 
 Memory (VmRSS / VmHWM of the scrubbing process, each engine): after the imports, after
 building the scrubber (the engine's idle RSS), and the peak while scrubbing the stream.
 Single long secrets: one value of 8 KB and one of 16 KB, build time, memory and time per
-84 KB read (the red-team figures were 645 MiB and 2.4 GiB, 177 ms per read, before).
+84 KB read (the red-team figures were 645 MiB and 2.4 GiB, 177 ms per read, before). Per
+form: the 64 KB secret printed in each form, scrubbed on its own.
 
 Usage: .venv/bin/python bench/redact/bench_redact.py [--mb 100] [--rounds 3]
 """
@@ -227,6 +228,27 @@ def single_secret(kb: int) -> dict[str, float]:
     }
 
 
+def form_costs(values: list[bytes]) -> dict[str, tuple[int, float]]:
+    """The longest value printed in each form, scrubbed alone (with all 100 secrets
+    loaded): size of the printed text and the best of three times, in seconds."""
+    scrubber = Scrubber([(f"<secret:{i:03d}>".encode(), v) for i, v in enumerate(values)])
+    longest = max(values, key=len)
+    costs = {}
+    for name, printer in PRINTERS.items():
+        text = printer(longest)
+        best = float("inf")
+        for _ in range(3):
+            stream = scrubber.stream()
+            started = time.perf_counter()
+            for at in range(0, len(text), 1 << 20):
+                stream.feed(text[at : at + (1 << 20)])
+            out = stream.finish()
+            best = min(best, time.perf_counter() - started)
+        assert longest not in out
+        costs[name] = (len(text), best)
+    return costs
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--mb", type=int, default=100)
@@ -245,6 +267,7 @@ def main() -> int:
     rng = random.Random(5)
     values = make_secrets(rng, args.secrets)
     singles = {kb: single_secret(kb) for kb in (8, 16)}
+    per_form = form_costs(values)
     with tempfile.TemporaryDirectory(prefix="bench-redact-") as tmp_dir:
         tmp = Path(tmp_dir)
         data = tmp / "stream.txt"
@@ -331,6 +354,12 @@ def main() -> int:
         print(
             f"  {kb:2d} KB: build {figures['build_s'] * 1e3:.0f} ms, "
             f"+{figures['rss_mib']:.1f} MiB, {figures['read_ms']:.2f} ms per read"
+        )
+    print(f"\nthe {max(len(v) for v in values) // 1024} KB secret in each form, scrubbed alone:")
+    for name, (size, seconds) in per_form.items():
+        print(
+            f"  {name:16s} {size / 1000:6.0f} KB  {seconds * 1e3:6.1f} ms  "
+            f"{size / seconds / 1e6:6.1f} MB/s"
         )
     default = available_engines()[0]
     ratio = best["cat"] / best[f"scrubber ({default})"]
