@@ -18,6 +18,9 @@ declare -A NEED=(
   # The socket-takeover tests run their attacker with the system's python3 under another
   # uid, which cannot reach a virtualenv in root's home.
   [/usr/bin/python3]=python3
+  # the scrubber's leak tests print values with the real dump tools
+  [xxd]=xxd
+  [hexdump]=bsdextrautils
 )
 missing=()
 for cmd in "${!NEED[@]}"; do

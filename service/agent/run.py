@@ -9,6 +9,13 @@ References an agent may write:
 
 The child's output is passed through a Scrubber that replaces each value (and its encoded
 forms) with the handle or reference that stands for it. Nothing is written to disk.
+
+The child runs in a session of its own, without a controlling terminal: what it writes to
+`/dev/tty` would reach the terminal without passing the scrubber, so opening `/dev/tty`
+fails instead (ENXIO). A terminal on our stdin is handed on read-only, so the child can
+read from it but not write to it. (A pty whose output is scrubbed too would let prompts
+work, but would also make the child believe it talks to a person: colours, pagers,
+progress bars, and echo of whatever is typed. An agent cannot answer a prompt anyway.)
 """
 
 from __future__ import annotations
@@ -29,12 +36,14 @@ import httpx
 
 from service.agent.vault import IDENTITY_ENV, Vault, VaultError
 from service.client import response_error
-from service.redaction.scrubber import MIN_VALUE_LEN, Scrubber, grow_pipe, scrub_fd, write_all
+from service.redaction.pump import pump
+from service.redaction.scrubber import MIN_VALUE_LEN, Scrubber, write_all
 from service.secret_names import NAME_PATTERN, valid_name
 
 REFERENCE_RE = re.compile(rf"<secret:([0-9a-f]{{32}})>|\$\{{secret:({NAME_PATTERN})\}}")
-# Signals passed on to the child. SIGINT and SIGQUIT from a terminal already reach the
-# whole foreground process group, so they are forwarded only when stdin is not a tty.
+# Signals passed on to the child. A terminal sends SIGINT and SIGQUIT to its whole
+# foreground process group: a child in our session already has them when stdin is a tty;
+# a child in a session of its own gets them, and SIGHUP and SIGWINCH, as a group too.
 FORWARDED_SIGNALS = (
     signal.SIGINT,
     signal.SIGTERM,
@@ -45,6 +54,7 @@ FORWARDED_SIGNALS = (
     signal.SIGWINCH,
 )
 _TTY_SIGNALS = (signal.SIGINT, signal.SIGQUIT)
+_GROUP_SIGNALS = (signal.SIGINT, signal.SIGQUIT, signal.SIGHUP, signal.SIGWINCH)
 # Variables the child must not inherit: the key that opens the vault.
 _WITHHELD_ENV = (IDENTITY_ENV,)
 
@@ -227,8 +237,10 @@ class VaultSource:
 
 @dataclass
 class Plan:
-    """A resolved command: argv and env of the child, and the scrubber for its output."""
+    """A resolved command: argv and env of the child, and the scrubber for its output.
+    `command` is the argv as given, with references (never values)."""
 
+    command: list[str]
     argv: list[str]
     env: dict[str, str]
     injected: list[tuple[str, Reference]]
@@ -236,7 +248,7 @@ class Plan:
     argv_has_value: bool
 
     def __repr__(self) -> str:
-        return f"Plan(argv0={self.argv[:1]!r}, refs={len(self.resolved)})"
+        return f"Plan(argv0={self.command[:1]!r}, refs={len(self.resolved)})"
 
     def scrubber(self) -> Scrubber:
         return scrubber_for(self.resolved.values())
@@ -273,20 +285,10 @@ def plan_command(
     for var, ref in injected:
         env[var] = resolved[ref].value
     argv_has_value = any(arg != original for arg, original in zip(argv, command, strict=True))
-    return Plan(argv, env, injected, resolved, argv_has_value)
+    return Plan(list(command), argv, env, injected, resolved, argv_has_value)
 
 
 # --- running ---------------------------------------------------------------------------
-
-
-def _pump(scrubber: Scrubber, src: int, dst: int) -> None:
-    try:
-        scrub_fd(scrubber, src, dst)
-    except BrokenPipeError:
-        # Our reader went away (`| head`): closing our end gives the child SIGPIPE.
-        pass
-    finally:
-        os.close(src)
 
 
 def exit_status(returncode: int) -> int:
@@ -294,52 +296,69 @@ def exit_status(returncode: int) -> int:
     return 128 - returncode if returncode < 0 else returncode
 
 
+def _read_only_terminal() -> int | None:
+    """Our stdin reopened read-only when it is a terminal (the child may read keys but not
+    write past the scrubber through it), else None (the child inherits stdin as it is)."""
+    if sys.stdin is None or not _isatty(0):
+        return None
+    try:
+        return os.open("/proc/self/fd/0", os.O_RDONLY | os.O_NOCTTY)
+    except OSError:
+        return os.open(os.devnull, os.O_RDONLY)
+
+
 def run_scrubbed(
     argv: Sequence[str],
     env: Mapping[str, str],
     scrubber: Scrubber,
     *,
+    shown: str | None = None,
     stdin_data: bytes | None = None,
+    own_session: bool = True,
     stdout_fd: int = 1,
     stderr_fd: int = 2,
 ) -> int:
     """Run `argv` with `env`, scrubbing its stdout and stderr into ours; forward signals;
-    return the exit status. `stdin_data`, if given, is written to the child's stdin
-    first, then our own stdin follows (the ssh variant sends secrets that way)."""
+    return the exit status. `shown` names the command in errors (argv[0] may hold a
+    value). `stdin_data`, if given, is written to the child's stdin first, then our own
+    stdin follows (the ssh variant sends secrets that way). `own_session`: the child gets a
+    session without a controlling terminal (see the module docstring); ssh keeps ours for
+    its own prompts, and gives the remote command no terminal (`-T`)."""
     out_r, out_w = os.pipe()
     err_r, err_w = os.pipe()
-    for fd in (out_r, err_r):
-        grow_pipe(fd)
+    terminal = _read_only_terminal() if own_session and stdin_data is None else None
+    stdin: int | None = subprocess.PIPE if stdin_data is not None else terminal
     try:
         child = subprocess.Popen(
             list(argv),
             env=dict(env),
-            stdin=subprocess.PIPE if stdin_data is not None else None,
+            stdin=stdin,
             stdout=out_w,
             stderr=err_w,
             close_fds=True,
+            start_new_session=own_session,
         )
     except OSError as exc:
-        for fd in (out_r, out_w, err_r, err_w):
+        for fd in (out_r, err_r):
             os.close(fd)
-        raise RunError(f"cannot run {argv[0]}: {exc.strerror}") from None
-    os.close(out_w)
-    os.close(err_w)
-    previous = _forward_signals(child)
-    pumps = [
-        threading.Thread(target=_pump, args=(scrubber, out_r, stdout_fd), daemon=True),
-        threading.Thread(target=_pump, args=(scrubber, err_r, stderr_fd), daemon=True),
-    ]
-    for pump in pumps:
-        pump.start()
+        name = shown if shown is not None else "the command"
+        # `shown` holds references, not values; scrubbed all the same.
+        message = scrubber.scrub(f"cannot run {name}: {exc.strerror}".encode())
+        raise RunError(message.decode(errors="replace")) from None
+    finally:
+        for end in (out_w, err_w, terminal):
+            if end is not None:
+                os.close(end)
+    previous = _forward_signals(child, own_session=own_session)
     if stdin_data is not None:
         assert child.stdin is not None
         feeder = threading.Thread(target=_feed_stdin, args=(child.stdin, stdin_data), daemon=True)
         feeder.start()
     try:
+        # In this thread: the two streams are scrubbed together (a value split between
+        # them is caught), and signal handlers run between reads.
+        pump(scrubber, [(out_r, stdout_fd), (err_r, stderr_fd)])
         returncode = child.wait()
-        for pump in pumps:
-            pump.join()
     finally:
         for signum, handler in previous.items():
             signal.signal(signum, handler)
@@ -362,15 +381,18 @@ def _feed_stdin(pipe: IO[bytes], data: bytes) -> None:
             pipe.close()
 
 
-def _forward_signals(child: subprocess.Popen[bytes]) -> dict[int, Any]:
-    interactive = sys.stdin is not None and _isatty(0)
+def _forward_signals(child: subprocess.Popen[bytes], *, own_session: bool) -> dict[int, Any]:
+    interactive = not own_session and sys.stdin is not None and _isatty(0)
 
     def forward(signum: int, frame: FrameType | None) -> None:
         del frame
         if interactive and signum in _TTY_SIGNALS:
             return  # the terminal sent it to the child already
-        with contextlib.suppress(ProcessLookupError):
-            child.send_signal(signum)
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            if own_session and signum in _GROUP_SIGNALS:
+                os.killpg(child.pid, signum)
+            else:
+                child.send_signal(signum)
 
     previous: dict[int, Any] = {}
     if threading.current_thread() is not threading.main_thread():

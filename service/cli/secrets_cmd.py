@@ -417,7 +417,14 @@ def run(
                 argv, preamble = ssh_invocation(ssh_host, command, plan.injected, plan.resolved)
                 # ssh runs with our environment minus the vault key; values go over stdin.
                 local_env = {k: v for k, v in os.environ.items() if k != IDENTITY_ENV}
-                code = run_scrubbed(argv, local_env, scrubber, stdin_data=preamble)
+                code = run_scrubbed(
+                    argv,
+                    local_env,
+                    scrubber,
+                    shown=argv[0],
+                    stdin_data=preamble,
+                    own_session=False,
+                )
             else:
                 if plan.argv_has_value:
                     typer.echo(
@@ -425,7 +432,7 @@ def run(
                         "prefer --env VAR=NAME",
                         err=True,
                     )
-                code = run_scrubbed(plan.argv, plan.env, scrubber)
+                code = run_scrubbed(plan.argv, plan.env, scrubber, shown=plan.command[0])
         except RunError as exc:
             fail(str(exc), 127 if str(exc).startswith("cannot run") else 2)
     raise typer.Exit(code)

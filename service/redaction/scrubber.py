@@ -1,79 +1,57 @@
-"""Streaming secret scrubber: replaces every known value — and its base64, URL-encoded, hex
-and JSON-escaped forms — with a placeholder (the secret's handle), also when a value is
-split across reads.
+"""Streaming secret scrubber: replaces every known value — raw, escaped, encoded, wrapped
+or dumped (forms.py lists the forms, views.py and dumps.py the views
+that undo escaping, wrapping and dumping) — with a placeholder (the secret's handle), also
+when a value is split across reads.
 
-The search for all forms at once is done by an engine (redact_engines.py): hyperscan where
-its wheel installs, a numpy q-gram filter elsewhere. Engines report every occurrence; this
-module picks among them (leftmost, longest at each start), so output does not depend on the
-engine.
+Searching is done by an engine (redact_engines.py): hyperscan where its wheel installs, a
+numpy q-gram filter elsewhere; choosing among the matches is done here (match.py),
+so output does not depend on the engine.
 
-Streaming holds back only the longest suffix of the data that is a proper prefix of some
-pattern, so ordinary output (a prompt, a progress line) is never delayed, while a value
-written in two pieces is still seen whole.
+Streaming holds back only what could still become a match (a suffix that begins a form, an
+unfinished escape or dump line), so a prompt or a progress line is passed on at once,
+while a value written in pieces is still seen whole. Memory and time are linear in the
+total size of the secrets: forms are searched by fixed-length anchors, and no set of
+prefixes is built.
 """
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
+import ctypes
 import fcntl
-import json
 import os
-import urllib.parse
-from collections.abc import Callable, Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
-from service.redaction.engines import Buffer, Finder, build_engine
+from service.redaction.engines import Buffer, Finder
+from service.redaction.forms import MIN_VALUE_LEN, secret_forms
+from service.redaction.match import FormSet, Match, Search, analyze
 
-# Values shorter than this are not scrubbed: a 1–3 byte "secret" would match everywhere.
-MIN_VALUE_LEN = 4
-# Derived forms (base64 slices, lines of a multi-line value) shorter than this are skipped,
-# for the same reason.
-MIN_FORM_LEN = 8
-MIN_LINE_LEN = 16
+__all__ = [
+    "MIN_VALUE_LEN",
+    "Scrubber",
+    "ScrubStream",
+    "Search",
+    "scrub_fd",
+    "write_all",
+    "write_pieces",
+]
+
 _CHUNK = 1 << 20
 # Reads at least this long are searched in two halves at once (engines release the GIL).
 _SPLIT = 1 << 18
+# mallopt(3) parameters.
+_M_TRIM_THRESHOLD = -1
+_M_MMAP_THRESHOLD = -3
 # os.writev takes at most IOV_MAX (1024 on Linux) pieces per call.
 _IOV_MAX = 1024
+# The beginning of the current line kept as context for the views (dump lines, wrapped
+# text); a longer line is no dump line, and wraps only after a long run of encoded text.
+_CONTEXT = 4096
+_PREVIOUS_LINE = 256
 
-# Non-overlapping matches as (start, end, replacement), leftmost first.
-Matches = list[tuple[int, int, bytes]]
-
-
-def secret_forms(value: bytes) -> list[bytes]:
-    """Every byte string that would reveal `value` if printed: the value itself, base64
-    (standard and URL-safe, at each of the three alignments a value can have inside a
-    longer base64 text), URL-encoding, hex, JSON escaping and each long line of a
-    multi-line value."""
-    if len(value) < MIN_VALUE_LEN:
-        return []
-    forms = {value}
-    derived: set[bytes] = set()
-    for encoded in (base64.b64encode(value), base64.urlsafe_b64encode(value)):
-        derived.add(encoded)
-        derived.add(encoded.rstrip(b"="))
-    for skip in range(3):
-        # Whole 3-byte groups encode to the same 4 characters whatever surrounds them.
-        whole = value[skip:]
-        whole = whole[: len(whole) // 3 * 3]
-        derived.add(base64.b64encode(whole))
-        derived.add(base64.urlsafe_b64encode(whole))
-    derived.add(urllib.parse.quote(value, safe="").encode())
-    derived.add(urllib.parse.quote_plus(value, safe="").encode())
-    derived.add(urllib.parse.quote(value, safe="/").encode())
-    hexed = binascii.hexlify(value)
-    derived.update((hexed, hexed.upper()))
-    try:
-        derived.add(json.dumps(value.decode())[1:-1].encode())
-        derived.add(json.dumps(value.decode(), ensure_ascii=False)[1:-1].encode())
-    except UnicodeDecodeError:
-        pass
-    if b"\n" in value:
-        derived.update(line.strip() for line in value.splitlines() if len(line) >= MIN_LINE_LEN)
-    forms.update(form for form in derived if len(form) >= MIN_FORM_LEN)
-    return sorted(forms, key=len, reverse=True)
+# What a stream passes on: views into the data read and placeholders.
+Pieces = list[memoryview | bytes]
 
 
 class Scrubber:
@@ -89,99 +67,75 @@ class Scrubber:
         """`secrets` maps a placeholder (e.g. a handle) to the value it stands for;
         `engine` is "auto" (the fastest available), "hyperscan" or "numpy"."""
         items = secrets.items() if isinstance(secrets, Mapping) else secrets
-        by_text: dict[bytes, bytes] = {}
-        for replacement, value in items:
-            for form in secret_forms(value):
-                # Two secrets sharing a form (one value inside another): the first wins.
-                by_text.setdefault(form, replacement)
-        # Longest first: then sorting occurrence keys (start, index) puts the longest
-        # pattern first at each start.
-        texts = sorted(by_text, key=len, reverse=True)
-        self._lengths = [len(text) for text in texts]
-        self._replacements = [by_text[text] for text in texts]
-        self.max_len = max(self._lengths, default=0)
-        self.min_len = min(self._lengths, default=0)
-        self._prefixes = {text[:k] for text in texts for k in range(1, len(text))}
-        self._engine = build_engine(texts, engine)
+        self._placeholders: list[bytes] = []
+        forms = []
+        for placeholder, value in items:
+            self._placeholders.append(placeholder)
+            forms.append(secret_forms(value))
+        self._forms = FormSet(forms, engine=engine)
 
     def __repr__(self) -> str:
-        return f"Scrubber(patterns={len(self._lengths)}, engine={self.engine})"
+        return f"Scrubber(forms={len(self._forms.texts)}, engine={self.engine})"
 
     @property
     def empty(self) -> bool:
-        return not self._lengths
+        """True when no value is long enough to be scrubbed."""
+        return not self._forms.texts
 
     @property
     def engine(self) -> str:
         """Name of the search engine in use ("hyperscan" or "numpy")."""
-        return self._engine.name
+        return self._forms.engine.name
 
-    def finder(self) -> Callable[[Buffer], Matches]:
-        """A `find` for one thread: engines may keep scratch space per scan in progress."""
-        return self._matcher(self._engine.finder())
+    def placeholder(self, owner: int) -> bytes:
+        return self._placeholders[owner]
 
-    def _matcher(self, find_all: Finder) -> Callable[[Buffer], Matches]:
-        lengths = self._lengths
-        replacements = self._replacements
-        min_len = self.min_len
-        count = len(lengths)
-
-        def find(data: Buffer) -> Matches:
-            if not lengths or len(data) < min_len:
-                return []
-            found = find_all(data)
-            found.sort()
-            matches: Matches = []
-            end = 0
-            for key in found:
-                start, index = divmod(key, count)
-                if start < end:
-                    continue
-                end = start + lengths[index]
-                matches.append((start, end, replacements[index]))
-            return matches
-
-        return find
+    def finder(self) -> Finder:
+        """A search function for one thread: engines may keep scratch space per scan."""
+        return self._forms.engine.finder()
 
     @contextlib.contextmanager
-    def parallel_finder(self) -> Iterator[Callable[[Buffer], Matches]]:
-        """A `find` that searches a long buffer's two halves on two threads, with an engine
-        that searches without the GIL: up to half the wall time per read on a machine with a
-        spare core. Otherwise the plain `finder()`."""
-        if (os.cpu_count() or 1) < 2 or not self._lengths or not self._engine.parallel:
-            yield self.finder()
+    def parallel_search(self) -> Iterator[Search]:
+        """A search for one stream that uses a second core: the dump view is worked out
+        beside the text view, and (with an engine that searches without the GIL) a long
+        read's two halves are searched at once. Plain `Search(finder())` on one core."""
+        if (os.cpu_count() or 1) < 2 or self.empty:
+            yield Search(self.finder())
             return
-        front, back = self._engine.finder(), self._engine.finder()
-        # An occurrence starting in the front half ends within max_len - 1 bytes after it.
-        overlap = self.max_len - 1
-        count = len(self._lengths)
+        with ThreadPoolExecutor(max_workers=2, thread_name_prefix="scrub") as pool:
+            if not self._forms.engine.parallel:
+                yield Search(self.finder(), pool)
+                return
+            front, back = self.finder(), self.finder()
+            # An anchor starting in the front half ends within max_anchor - 1 bytes of it.
+            overlap = self._forms.max_anchor - 1
+            count = len(self._forms.anchors)
 
-        def find_all(data: Buffer) -> list[int]:
-            if len(data) < _SPLIT:
-                return front(data)
-            middle = len(data) // 2
-            later = pool.submit(back, data[middle:])
-            # Keys are start * count + index: those below `limit` start in the front half.
-            limit = middle * count
-            found = [key for key in front(data[: middle + overlap]) if key < limit]
-            found.extend(key + limit for key in later.result())
-            return found
+            def find_all(data: Buffer) -> list[int]:
+                if len(data) < _SPLIT:
+                    return front(data)
+                middle = len(data) // 2
+                later = pool.submit(back, data[middle:])
+                # Keys are start * count + index: below `limit`, they start in the front half.
+                limit = middle * count
+                found = [key for key in front(data[: middle + overlap]) if key < limit]
+                found.extend(key + limit for key in later.result())
+                return found
 
-        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="scrub") as pool:
-            yield self._matcher(find_all)
+            # The dump view runs on its own finder: scratch space is one scan's at a time.
+            yield Search(find_all, pool, self.finder())
 
-    def find(self, data: Buffer) -> Matches:
-        """Non-overlapping matches in `data` as (start, end, replacement), leftmost first
-        and longest at each start."""
-        return self.finder()(data)
+    def analyze(
+        self, window: bytes, search: Search, *, base: int, line_start: bool, final: bool
+    ) -> tuple[list[Match], int]:
+        """Matches in window[base:] and where holding back begins (match.analyze)."""
+        return analyze(self._forms, search, window, base=base, line_start=line_start, final=final)
 
-    def held_suffix(self, data: Buffer) -> int:
-        """Length of the longest suffix of `data` that could still grow into a pattern."""
-        tail = bytes(data[-(self.max_len - 1) :]) if self.max_len > 1 else b""
-        for length in range(len(tail), 0, -1):
-            if tail[-length:] in self._prefixes:
-                return length
-        return 0
+    def find(self, data: bytes) -> list[tuple[int, int, bytes]]:
+        """Non-overlapping matches in a complete text as (start, end, placeholder),
+        leftmost first and longest at each start."""
+        matches, _ = self.analyze(data, Search(self.finder()), base=0, line_start=True, final=True)
+        return [(m.start, m.end, self._placeholders[m.owner]) for m in matches]
 
     def scrub(self, data: bytes) -> bytes:
         """Scrub a complete text (no more data follows)."""
@@ -189,64 +143,121 @@ class Scrubber:
         return stream.feed(data) + stream.finish()
 
     def stream(self) -> ScrubStream:
+        """A scrubbing state for one stream of output."""
         return ScrubStream(self)
 
 
-def _pieces(
-    matches: Matches, data: memoryview, boundary: int
-) -> tuple[list[memoryview | bytes], int]:
-    """What may be passed on of `data` when everything from `boundary` on may still grow
-    into a value: the output pieces (views into `data` and placeholders) and the length of
-    `data` they consume."""
-    out: list[memoryview | bytes] = []
-    pos = 0
-    for start, end, replacement in matches:
-        if start >= boundary:
-            break
-        if start > pos:
-            out.append(data[pos:start])
-        out.append(replacement)
-        pos = end
-    cut = max(pos, boundary)
-    if cut > pos:
-        out.append(data[pos:cut])
-    return out, cut
-
-
 class ScrubStream:
-    """Scrubbing state of one output stream: a working buffer whose front is the held part."""
+    """Scrubbing state of one output stream: the held part, and the beginning of the
+    current line already passed on (context for the views)."""
 
-    def __init__(self, scrubber: Scrubber) -> None:
+    def __init__(self, scrubber: Scrubber, search: Search | None = None) -> None:
         self._scrubber = scrubber
-        self._find = scrubber.finder()
-        self._buf = bytearray()
+        self._search = search or Search(scrubber.finder())
+        self._held = b""
+        self._context = b""
+        self._line_start = True
 
     def __repr__(self) -> str:
-        return f"ScrubStream(held={len(self._buf)})"
+        return f"ScrubStream(held={len(self._held)})"
+
+    @property
+    def held(self) -> int:
+        """Bytes held back, waiting for more output."""
+        return len(self._held)
 
     def feed(self, data: Buffer) -> bytes:
         """Take the next piece of the stream; return what is safe to pass on now."""
-        if self._scrubber.empty:
-            return bytes(data)
-        self._buf += data
-        return self._drain(final=False)
+        return b"".join(self.feed_pieces(data))
 
     def finish(self) -> bytes:
         """End of stream: whatever is held can no longer grow into a value."""
-        return self._drain(final=True)
+        return b"".join(self._drain(b"", final=True))
 
-    def _drain(self, *, final: bool) -> bytes:
-        buf = self._buf
-        if not buf:
-            return b""
-        boundary = len(buf) if final else len(buf) - self._scrubber.held_suffix(buf)
-        with memoryview(buf) as view:
-            pieces, cut = _pieces(self._find(view), view, boundary)
-            out = b"".join(pieces)
-            del pieces
-        # bytearray drops its front in O(1): the held part stays without a copy.
-        del buf[:cut]
+    def feed_pieces(self, data: Buffer) -> Pieces:
+        """`feed`, as pieces to write in order (no copy of the passed-on data)."""
+        if self._scrubber.empty:
+            return [bytes(data)] if data else []
+        return self._drain(data, final=False)
+
+    def finish_pieces(self) -> Pieces:
+        """`finish`, as pieces to write in order."""
+        return self._drain(b"", final=True)
+
+    def snapshot(self) -> tuple[bytes, bytes, bool]:
+        """The state, to go back to with `restore`."""
+        return self._held, self._context, self._line_start
+
+    def restore(self, state: tuple[bytes, bytes, bool]) -> None:
+        self._held, self._context, self._line_start = state
+
+    def joined_with(self, data: bytes) -> tuple[bytes, int] | None:
+        """A value whose beginning is this stream's whole held part and whose rest begins
+        `data` (the next output of another stream of the same process): the placeholder,
+        and how much of `data` the value covers. This stream then passes the placeholder
+        on in place of its held part."""
+        if not self._held or self._scrubber.empty:
+            return None
+        window = self._context + self._held + data
+        base = len(self._context)
+        boundary = base + len(self._held)
+        matches, _ = self._scrubber.analyze(
+            window, self._search, base=base, line_start=self._line_start, final=False
+        )
+        if not matches or matches[0].start != base or matches[0].end <= boundary:
+            return None
+        placeholder = self._scrubber.placeholder(matches[0].owner)
+        self._held = b""
+        self._advance(self._context + placeholder, len(self._context) + len(placeholder))
+        return placeholder, matches[0].end - boundary
+
+    def passed_on(self, text: bytes) -> None:
+        """Record `text` as passed on (a placeholder written for this stream elsewhere)."""
+        window = self._context + text
+        self._advance(window, len(window))
+
+    def _drain(self, data: Buffer, *, final: bool) -> Pieces:
+        window = self._context + self._held + bytes(data)
+        base = len(self._context)
+        if len(window) == base:
+            return []
+        matches, hold = self._scrubber.analyze(
+            window, self._search, base=base, line_start=self._line_start, final=final
+        )
+        view = memoryview(window)
+        out: Pieces = []
+        pos = base
+        for match in matches:
+            if match.start > pos:
+                out.append(view[pos : match.start])
+            out.append(self._scrubber.placeholder(match.owner))
+            pos = match.end
+        cut = max(pos, hold)
+        if cut > pos:
+            out.append(view[pos:cut])
+        self._held = window[cut:]
+        self._advance(window, cut)
         return out
+
+    def _advance(self, window: bytes, cut: int) -> None:
+        """window[:cut] has been passed on: keep the current line's beginning as context,
+        and the line before it when it is short (a narrow wrap is joined only after a line
+        as long as the one it continues)."""
+        line = window.rfind(b"\n", 0, cut)
+        if line >= 0:
+            previous = window.rfind(b"\n", 0, line)
+            if previous >= 0 and line - previous <= _PREVIOUS_LINE:
+                self._context = window[previous + 1 : cut]
+            elif previous < 0 and line <= _PREVIOUS_LINE and self._line_start:
+                self._context = window[:cut]
+            else:
+                self._context = window[line + 1 : cut]
+            self._line_start = True
+        else:
+            self._context = window[:cut]
+        if len(self._context) > _CONTEXT:
+            self._context = self._context[-_CONTEXT:]
+            self._line_start = False
 
 
 def grow_pipe(fd: int, size: int = _CHUNK) -> None:
@@ -265,7 +276,7 @@ def write_all(fd: int, data: Buffer) -> None:
         view = view[written:]
 
 
-def write_pieces(fd: int, pieces: list[memoryview | bytes]) -> None:
+def write_pieces(fd: int, pieces: Pieces) -> None:
     """os.writev `pieces` in order until all are written, without joining them first."""
     first = 0
     while first < len(pieces):
@@ -280,32 +291,23 @@ def write_pieces(fd: int, pieces: list[memoryview | bytes]) -> None:
             first += 1
 
 
-def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK) -> None:
-    """Copy `in_fd` to `out_fd` until EOF, scrubbing on the way. Nothing touches disk.
+def keep_freed_buffers() -> None:
+    """Let freed megabyte buffers stay in the heap for the next read. glibc hands blocks of
+    128 KiB and more straight back to the kernel, so each read's few fresh 1 MiB buffers
+    (the window, its text views) cost a page fault per 4 KiB: 96,000 per 100 MB, a third of
+    the scrubbing time. Elsewhere than glibc: no change."""
+    with contextlib.suppress(OSError, AttributeError):
+        libc = ctypes.CDLL(None)
+        libc.mallopt(_M_MMAP_THRESHOLD, 32 << 20)
+        libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
-    Reads go into one reused buffer behind the held tail of the previous read, and the
-    output is written straight from it (writev), so the data is never copied in user space.
-    """
+
+def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK) -> None:
+    """Copy `in_fd` to `out_fd` until EOF, scrubbing on the way. Nothing touches disk."""
     grow_pipe(in_fd)
-    # The held tail is shorter than the longest pattern; it sits in front of each read.
-    block = bytearray(scrubber.max_len + chunk)
-    held = 0
-    with scrubber.parallel_finder() as find, memoryview(block) as view:
-        while True:
-            size = os.readv(in_fd, [view[held : held + chunk]])
-            if not size:
-                break
-            end = held + size
-            data = view[:end]
-            if scrubber.empty:
-                write_all(out_fd, data)
-                continue
-            boundary = end - scrubber.held_suffix(data)
-            pieces, cut = _pieces(find(data), data, boundary)
-            write_pieces(out_fd, pieces)
-            del pieces
-            held = end - cut
-            # A few bytes at most; copied out first because the ranges may overlap.
-            view[:held] = bytes(view[cut:end])
-        if held:
-            write_pieces(out_fd, _pieces(find(view[:held]), view[:held], held)[0])
+    keep_freed_buffers()
+    with scrubber.parallel_search() as search:
+        stream = ScrubStream(scrubber, search)
+        while data := os.read(in_fd, chunk):
+            write_pieces(out_fd, stream.feed_pieces(data))
+        write_pieces(out_fd, stream.finish_pieces())

@@ -15,6 +15,20 @@ from tests.support.process import PATINA
 TRIPWIRE = "tw-7d1e0c5b9a3f-DO-NOT-LEAK"
 TRIPWIRE_PEM = "-----BEGIN KEY-----\nMIIEvQIBADANBgkqhkiG9w0BAQEFAASC\n-----END KEY-----"
 TRIPWIRE_SHORT_B64 = "tw+/slash=?&:x"
+# The dump tools whose output the scrubber reads back (argv).
+DUMPS = [
+    ["xxd"],
+    ["xxd", "-p"],
+    ["xxd", "-g1", "-u"],
+    ["xxd", "-g4"],
+    ["xxd", "-c", "7"],
+    ["xxd", "-i"],
+    ["hexdump", "-C"],
+    ["od", "-c"],
+    ["od", "-An", "-c"],
+    ["od", "-tx1"],
+    ["od", "-An", "-tx1"],
+]
 
 
 def patina_env(home: Path, **extra: str) -> dict[str, str]:

@@ -1,0 +1,306 @@
+"""Finding secret forms in a window of output, and what must be held back for more.
+
+The engine (redact_engines.py) searches only each form's first ANCHOR bytes, so its
+database and its work do not grow with a secret's length; a hit is then compared with the
+whole form (memcmp). Matches come from two views of the window, each mapped back to output
+offsets: the text view (views.py) and the dump view (dumps.py). Among all
+of them the leftmost wins, then the longest, then the first secret listed.
+
+While more output may follow, everything from the earliest point that could still become
+a match is held back:
+
+* a suffix of a view that is a proper prefix of a form: an anchor hit whose form runs past
+  the end, or, for suffixes shorter than an anchor, a binary search in the sorted anchors;
+* an escape cut off by the end (`%4`, `\\u00`, `&am`);
+* an unfinished line that may still become a dump line.
+
+No set of prefixes is built: memory is the forms themselves plus one anchor per form.
+"""
+
+from __future__ import annotations
+
+from bisect import bisect_left, bisect_right
+from collections.abc import Iterable, Sequence
+from concurrent.futures import Executor
+from itertools import accumulate
+from typing import NamedTuple
+
+import numpy as np
+import numpy.typing as npt
+
+from service.redaction.dumps import dump_segments, may_become_dump_line
+from service.redaction.engines import Engine, Finder, build_engine
+from service.redaction.forms import Form
+from service.redaction.views import Escapes, TextView, partial_escape_start, remove_breaks
+
+# Bytes of a form the engine searches; the rest is compared at a hit. Long enough that a
+# hit is rare in ordinary output, short enough that the engine's tables stay small.
+ANCHOR = 32
+
+
+class Match(NamedTuple):
+    """output[start:end] is replaced by the placeholder of secret `owner`."""
+
+    start: int
+    end: int
+    owner: int
+
+
+class FormSet:
+    """The forms of every secret, compiled: each distinct form text once (owned by the
+    first secret listed that has it), its anchor, and the engine over the anchors."""
+
+    def __init__(self, forms: Sequence[Iterable[Form]], *, engine: str = "auto") -> None:
+        texts: list[bytes] = []
+        owners: list[int] = []
+        exacts: list[bytes | None] = []
+        seen: set[bytes] = set()
+        for owner, owned in enumerate(forms):
+            for form in owned:
+                if form.text not in seen:
+                    seen.add(form.text)
+                    texts.append(form.text)
+                    owners.append(owner)
+                    exacts.append(form.exact)
+        del seen
+        self.texts = texts
+        self.owners = owners
+        self.exacts = exacts
+        anchor_index: dict[bytes, int] = {}
+        members: list[list[int]] = []
+        for index, text in enumerate(texts):
+            anchor = text[:ANCHOR]
+            slot = anchor_index.setdefault(anchor, len(members))
+            if slot == len(members):
+                members.append([])
+            members[slot].append(index)
+        self.anchors = list(anchor_index)
+        self.members = members
+        # Sorted anchors and whether some form runs past each: a suffix shorter than an
+        # anchor is a proper prefix of a form when it begins an anchor that is longer than
+        # it, or that a longer form continues.
+        extends = {
+            anchor: any(len(texts[i]) > len(anchor) for i in group)
+            for anchor, group in zip(self.anchors, members, strict=True)
+        }
+        self._sorted = sorted(self.anchors)
+        self._extends = [extends[anchor] for anchor in self._sorted]
+        self._exacts_sorted = sorted({e for e in exacts if e is not None})
+        self.max_anchor = max((len(a) for a in self.anchors), default=0)
+        self.engine: Engine = build_engine(self.anchors, engine)
+
+    def __repr__(self) -> str:
+        return f"FormSet(forms={len(self.texts)}, engine={self.engine.name})"
+
+    def begins_form(self, suffix: bytes) -> bool:
+        """Whether `suffix` (shorter than ANCHOR) is a proper prefix of some form."""
+        index = bisect_left(self._sorted, suffix)
+        for probe in (index, index + 1):
+            if probe < len(self._sorted):
+                anchor = self._sorted[probe]
+                if anchor.startswith(suffix) and (
+                    len(anchor) > len(suffix) or self._extends[probe]
+                ):
+                    return True
+        return False
+
+    def begins_exact(self, text: bytes) -> bool:
+        """Whether `text` is a prefix of a value with line breaks of its own."""
+        index = bisect_left(self._exacts_sorted, text)
+        return index < len(self._exacts_sorted) and self._exacts_sorted[index].startswith(text)
+
+    def scan(
+        self, view: bytes, find: Finder, *, final: bool
+    ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
+        """Complete occurrences in `view` as (start, end, form), and, unless `final`, the
+        starts of suffixes that are proper prefixes of a form as (start, form or -1),
+        earliest first."""
+        complete: list[tuple[int, int, int]] = []
+        pending: list[tuple[int, int]] = []
+        size = len(view)
+        count = len(self.anchors)
+        texts = self.texts
+        for key in find(view):
+            start, anchor = divmod(key, count)
+            for index in self.members[anchor]:
+                text = texts[index]
+                end = start + len(text)
+                if end <= size:
+                    if end - start <= ANCHOR or view[start:end] == text:
+                        complete.append((start, end, index))
+                elif not final and view[start:] == text[: size - start]:
+                    pending.append((start, index))
+        if not final:
+            for length in range(min(ANCHOR - 1, size), 0, -1):
+                if self.begins_form(view[size - length :]):
+                    pending.append((size - length, -1))
+            pending.sort()
+        return complete, pending
+
+
+def _text_span(
+    forms: FormSet, view: TextView, span: tuple[int, int], decoded: tuple[int, int], form: int
+) -> tuple[int, int] | None:
+    """The output span of text[span] (decoded[decoded] in the decoded view), or None when
+    it crosses a line break that cannot have wrapped it."""
+    first, last = decoded
+    if last - first != span[1] - span[0]:
+        cut = view.first_break(first, last)
+        if cut is not None and not view.joinable(cut, first):
+            exact = forms.exacts[form]
+            if exact is None or view.decoded[first:last] != exact:
+                return None
+    return view.to_output(first, last)
+
+
+def _text_pending(forms: FormSet, view: TextView, start: int, form: int) -> int | None:
+    """Where the held part begins if text[start:] may still become form `form` (-1: some
+    form), or None when a line break in the way could not have wrapped it."""
+    first, _ = view.to_decoded(start, start + 1)
+    size = len(view.decoded)
+    cut = view.first_break(first, size)
+    if cut is not None and not view.joinable(cut, first):
+        rest = view.decoded[first:]
+        if form >= 0:
+            exact = forms.exacts[form]
+            if exact is None or not exact.startswith(rest):
+                return None
+        elif not forms.begins_exact(rest):
+            return None
+    return view.to_output(first, first + 1)[0]
+
+
+class Search(NamedTuple):
+    """How a stream searches: the engine's finder; threads to work out the dump view beside
+    the text view (numpy and hyperscan release the GIL), or None; and the finder the dump
+    view uses there, when the engine keeps scratch space per scan (None: `find`)."""
+
+    find: Finder
+    pool: Executor | None = None
+    dump_find: Finder | None = None
+
+
+def _dump_part(
+    forms: FormSet, find: Finder, window: bytes, *, line_start: bool, final: bool
+) -> tuple[list[tuple[int, int, int]], int, npt.NDArray[np.int64]]:
+    """Dump view: candidates (start, -end, owner), where holding back begins (len(window)
+    if nowhere), and the offsets of the window's line feeds."""
+    size = len(window)
+    hold = size
+    found: list[tuple[int, int, int]] = []
+    newlines = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 10)
+    segments = dump_segments(window, newlines, line_start=line_start, final=final)
+    if segments:
+        # One search over all segments (a call per dump costs more than the search), and
+        # no match across two of them.
+        data = b"".join(segment.data for segment in segments)
+        firsts = list(accumulate((len(segment.data) for segment in segments[:-1]), initial=0))
+        last_open = segments[-1].open_end
+        complete, pending = forms.scan(data, find, final=not last_open)
+        for start, end, form in complete:
+            index = bisect_right(firsts, start) - 1
+            offset = firsts[index]
+            segment = segments[index]
+            if end - offset <= len(segment.data):
+                found.append(
+                    (
+                        segment.start_of(start - offset),
+                        -segment.end_of(end - 1 - offset),
+                        forms.owners[form],
+                    )
+                )
+        for start, _ in pending:
+            if start >= firsts[-1]:
+                hold = min(hold, segments[-1].start_of(start - firsts[-1]))
+                break
+    if not final:
+        tail = int(newlines[-1]) + 1 if len(newlines) else 0
+        if tail < size and (tail or line_start) and may_become_dump_line(window[tail:]):
+            hold = min(hold, tail)
+    return found, hold, newlines
+
+
+def analyze(
+    forms: FormSet,
+    search: Search,
+    window: bytes,
+    *,
+    base: int = 0,
+    line_start: bool = True,
+    final: bool = True,
+) -> tuple[list[Match], int]:
+    """The matches to replace in window[base:] and the offset from which output must be
+    held back (len(window) when nothing is). window[:base] is context already passed on:
+    the beginning of the current line, which the views need. `line_start`: the window
+    begins a line. `final`: no more output follows."""
+    find = search.find
+    dump_find = search.dump_find or find
+    if search.pool is not None:
+        dumps = search.pool.submit(
+            _dump_part, forms, dump_find, window, line_start=line_start, final=final
+        )
+    size = len(window)
+    hold = size
+    escapes = Escapes(window)
+    if not final:
+        partial = partial_escape_start(window, escapes)
+        if partial is not None:
+            escapes = escapes.cut(partial)
+            hold = partial
+    sources = [escapes]
+    if escapes.count:
+        # The output as it is, too: a `%`, `\\` or `&` just before a value can turn its
+        # first characters into an escape ("%73 6b 5f" is "s 6b 5f" decoded).
+        sources.append(Escapes.none(window, len(escapes.source)))
+    texts = [remove_breaks(source.text) for source in sources]
+    scanned = [forms.scan(text, find, final=final) for text in texts]
+    if search.pool is not None:
+        candidates, dump_hold, newlines = dumps.result()
+    else:
+        candidates, dump_hold, newlines = _dump_part(
+            forms, dump_find, window, line_start=line_start, final=final
+        )
+    hold = min(hold, dump_hold)
+    # Text matches are checked left to right, as the choice among matches goes: a valid
+    # one hides those that start inside it (the lines of a long multi-line value, say), so
+    # those are not even mapped back — unless a match of another view overlaps it, and
+    # could win (with two text views, any may).
+    others = sorted((start, -negative_end) for start, negative_end, _ in candidates)
+    other_starts = [start for start, _ in others]
+    other_reach = list(accumulate((end for _, end in others), max))
+    owners = forms.owners
+    breaks = newlines
+    if b"\r" in window:
+        returns = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 13)
+        breaks = np.sort(np.concatenate((newlines, returns)), kind="stable")
+    for source, text, (complete, pending) in zip(sources, texts, scanned, strict=True):
+        view = TextView(source, line_start=line_start, breaks=breaks, text=text)
+        complete.sort(key=lambda found: (found[0], -found[1], owners[found[2]]))
+        firsts, lasts = view.to_decoded_many([c[0] for c in complete], [c[1] for c in complete])
+        reached = 0
+        for (start, end, form), first, last in zip(complete, firsts, lasts, strict=True):
+            if start < reached:
+                continue
+            span = _text_span(forms, view, (start, end), (first, last), form)
+            if span is not None:
+                candidates.append((span[0], -span[1], owners[form]))
+                before = bisect_left(other_starts, span[1])
+                if len(sources) == 1 and (not before or other_reach[before - 1] <= span[0]):
+                    reached = end
+        for start, form in pending:
+            held = _text_pending(forms, view, start, form)
+            if held is not None:
+                hold = min(hold, held)
+                break
+
+    hold = max(hold, base)
+    candidates.sort()
+    matches: list[Match] = []
+    reached = base
+    for start, negative_end, owner in candidates:
+        if start >= hold:
+            break
+        if start >= reached:
+            matches.append(Match(start, -negative_end, owner))
+            reached = -negative_end
+    return matches, hold
