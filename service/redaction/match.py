@@ -1,6 +1,6 @@
 """Finding secret forms in a window of output, and what must be held back for more.
 
-The engine (redact_engines.py) searches only each form's first ANCHOR bytes, so its
+The engine (engines.py) searches only each form's first ANCHOR bytes, so its
 database and its work do not grow with a secret's length; a hit is then compared with the
 whole form (memcmp). Matches come from two views of the window, each mapped back to output
 offsets: the text view (views.py) and the dump view (dumps.py). Among all

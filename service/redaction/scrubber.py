@@ -3,7 +3,7 @@ or dumped (forms.py lists the forms, views.py and dumps.py the views
 that undo escaping, wrapping and dumping) — with a placeholder (the secret's handle), also
 when a value is split across reads.
 
-Searching is done by an engine (redact_engines.py): hyperscan where its wheel installs, a
+Searching is done by an engine (engines.py): hyperscan where its wheel installs, a
 numpy q-gram filter elsewhere; choosing among the matches is done here (match.py),
 so output does not depend on the engine.
 
