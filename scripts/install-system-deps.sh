@@ -15,6 +15,7 @@ declare -A NEED=(
   [openssl]=openssl
   [ip]=iproute2
   [ssh-keygen]=openssh-client
+  [valgrind]=valgrind  # bench/core/request_instructions.py
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
