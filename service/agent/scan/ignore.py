@@ -42,18 +42,13 @@ class SecretsIgnore:
                 pattern = pattern.strip()
                 if not pattern:
                     rules[rule] = None
-                elif rules.get(rule, []) is not None:
-                    rules.setdefault(rule, []).append(pattern)  # type: ignore[union-attr]
+                elif (scoped := rules.setdefault(rule, [])) is not None:
+                    scoped.append(pattern)
                 continue
             path_lines.append(line)
         return cls(
             _spec(path_lines),
-            {
-                rule: None
-                if patterns is None
-                else pathspec.PathSpec.from_lines("gitwildmatch", patterns)
-                for rule, patterns in rules.items()
-            },
+            {rule: None if ps is None else _spec(ps) for rule, ps in rules.items()},
         )
 
     @classmethod
