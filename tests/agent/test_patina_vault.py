@@ -151,7 +151,8 @@ def test_files_written_here_decrypt_with_age_and_parse_as_patinas_toml(
         home, project, "secrets", "add", "github-token", "--stdin", input=TOKEN.encode()
     )
     assert add.returncode == 0, add.stderr.decode()
-    assert b"GITHUB_TOKEN" in add.stderr and TOKEN.encode() not in add.stdout + add.stderr
+    assert b"GITHUB_TOKEN" in add.stderr
+    assert TOKEN.encode() not in add.stdout + add.stderr
     add = run_patina(
         home, project, "secrets", "add", "db-url", "--env", "DATABASE_URL", "--global", "--stdin",
         input=QUOTED.encode(),
@@ -182,8 +183,10 @@ def test_names_follow_patinas_rules_and_env_names_are_inferred() -> None:
     for bad in ("", "GITHUB_TOKEN", "-token", "token-", "token--key", "1token", "token_key"):
         assert not valid_patina_name(bad), bad
     assert infer_env_name("openai-api-key") == "OPENAI_API_KEY"
-    assert valid_env_name("GITHUB_TOKEN") and not valid_env_name("github-token")
-    assert not valid_env_name("_TOKEN") and not valid_env_name("1TOKEN")
+    assert valid_env_name("GITHUB_TOKEN")
+    assert not valid_env_name("github-token")
+    assert not valid_env_name("_TOKEN")
+    assert not valid_env_name("1TOKEN")
 
 
 def test_bad_names_and_env_names_are_refused_without_echoing_the_value(
@@ -223,7 +226,8 @@ def test_todays_commands_keep_working_beside_a_patina_vault(
         home, tmp_path, "secrets", "add", "X_Y", "--vault", str(home / "vault.age"), "--stdin",
         input=b"tw-x",
     )  # fmt: skip
-    assert rewrite.returncode == 2 and b"is a Patina vault" in rewrite.stderr
+    assert rewrite.returncode == 2
+    assert b"is a Patina vault" in rewrite.stderr
 
 
 def test_recipients_are_managed_on_the_project_vault(
@@ -242,13 +246,15 @@ def test_recipients_are_managed_on_the_project_vault(
     # The teammate opens it with the age CLI alone.
     assert TOKEN in age_decrypt(project / ".patina" / "vault.age", teammate)
     again = run_patina(home, project, "secrets", "add-recipient", other)
-    assert again.returncode == 1 and b"already" in again.stderr
+    assert again.returncode == 1
+    assert b"already" in again.stderr
     removed = run_patina(home, project, "secrets", "remove-recipient", other)
     assert removed.returncode == 0, removed.stderr.decode()
     with pytest.raises(subprocess.CalledProcessError):
         age_decrypt(project / ".patina" / "vault.age", teammate)
     last = run_patina(home, project, "secrets", "remove-recipient", public)
-    assert last.returncode == 2 and b"last recipient" in last.stderr
+    assert last.returncode == 2
+    assert b"last recipient" in last.stderr
 
 
 def test_the_sidecar_pushes_a_patina_vault_under_its_env_names(
