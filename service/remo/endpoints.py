@@ -82,7 +82,7 @@ class AdminEndpoint:
                 if not valid_name(name):
                     problem = f"invalid push-creds: secret #{index + 1}: {NAME_RULE}"
                 elif not isinstance(value, str):
-                    problem = f"invalid push-creds: secret {name}: value must be a string"
+                    problem = f"invalid push-creds: secret #{index + 1}: value must be a string"
                 if problem:
                     break
         if problem is not None:
