@@ -222,3 +222,11 @@ def test_a_symlink_at_a_project_socket_path_refuses_the_start(short_tmp: Any) ->
     assert service.proc.wait(20) == 1
     assert "is a symlink; refusing" in service.log()
     assert target.read_text() == "keep me"
+
+
+def test_project_sockets_are_removed_on_sigterm(short_tmp: Any) -> None:
+    env = {"PATINA_REMO__PROJECTS": '[{"name": "proj", "allowlist": ["SHARED"]}]'}
+    service = ServiceProcess(home=short_tmp, env=env).start()
+    path = service.run_dir / "proj.sock"
+    pinged = ask(path, {"op": "ping"})
+    assert (pinged["project"], service.stop(), path.exists()) == ("proj", 0, False)
