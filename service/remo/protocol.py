@@ -147,9 +147,11 @@ class NdjsonProtocol(asyncio.Protocol):
             return await self.endpoint.handle(self.conn, op, request), False
         except RemoError as exc:
             return exc.answer(), False
-        except Exception:
-            # Never the exception's text: it might hold part of a request.
-            log.exception("remo request failed", extra={"fields": self._where()})
+        except Exception as exc:
+            # Only the exception's type, never its text or traceback: either might hold
+            # part of a request, and requests carry values.
+            fields = {**self._where(), "error": type(exc).__name__}
+            log.error("remo request failed", extra={"fields": fields})
             return RemoError(INTERNAL_ERROR, "internal error").answer(), False
 
     def _refuse_peer(self) -> None:

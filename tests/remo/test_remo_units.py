@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
+import os
+import socket
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
 
 from service.remo import wire
 from service.remo.endpoints import RateLimit
+from service.remo.protocol import NdjsonProtocol
 from service.secrets.remo_config import RemoSettings
+from service.transport.protocol import ListenerPolicy
 from tests.remo.conftest import conforms
 from tests.support.clock import HandClock
 
@@ -100,3 +106,44 @@ def test_the_published_schema_file_is_valid_json_schema() -> None:
 
     path = Path(__file__).resolve().parents[2] / "docs" / "remo-wire.schema.json"
     Draft202012Validator.check_schema(json.loads(path.read_text()))
+
+
+class _Failing:
+    """An endpoint whose every op fails with a value in the exception's text."""
+
+    frame_cap = 1024
+
+    async def handle(self, conn: object, op: str, request: dict[str, Any]) -> dict[str, Any]:
+        raise RuntimeError(f"failed on {request.get('secret')}")
+
+
+async def _one_answer(frame: bytes) -> dict[str, Any]:
+    policy = ListenerPolicy("project", allowed_uids=frozenset({os.getuid()}), project="p")
+    resources = SimpleNamespace(
+        settings=SimpleNamespace(keepalive_timeout_secs=5.0), peer_rejected=lambda *a: None
+    )
+    server_end, client_end = socket.socketpair(socket.AF_UNIX)
+    loop = asyncio.get_running_loop()
+    await loop.connect_accepted_socket(
+        lambda: NdjsonProtocol(policy, _Failing(), resources, set()),
+        server_end,
+    )
+    reader, writer = await asyncio.open_unix_connection(sock=client_end)
+    try:
+        writer.write(frame)
+        answer = json.loads(await reader.readline())
+    finally:
+        writer.close()
+    assert isinstance(answer, dict)
+    return answer
+
+
+@pytest.mark.anyio
+async def test_an_unexpected_failure_is_internal_error_and_its_text_goes_nowhere(
+    wire_schema: dict[str, Any], caplog: pytest.LogCaptureFixture
+) -> None:
+    answer = await _one_answer(b'{"op": "get", "secret": "TRIPWIRE-in-a-request"}\n')
+    assert conforms(wire_schema, "error_answer", answer) == []
+    assert answer["error"] == "internal_error"
+    assert "TRIPWIRE" not in json.dumps(answer) + caplog.text
+    assert "remo request failed" in caplog.text
