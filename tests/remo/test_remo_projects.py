@@ -230,3 +230,10 @@ def test_project_sockets_are_removed_on_sigterm(short_tmp: Any) -> None:
     path = service.run_dir / "proj.sock"
     pinged = ask(path, {"op": "ping"})
     assert (pinged["project"], service.stop(), path.exists()) == ("proj", 0, False)
+
+
+def test_http_on_a_project_socket_cannot_search(remo: RemoService) -> None:
+    # The project principal holds the secrets scope only.
+    with uds_client(remo.project("alpha")) as client:
+        answer = client.post("/api/scry", json={"query": "token"})
+    assert answer.status_code == 403
