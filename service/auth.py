@@ -16,7 +16,7 @@ from fastapi.openapi.models import HTTPBearer as HTTPBearerModel
 from fastapi.security.base import SecurityBase
 
 from service.errors import Forbidden, Unauthorized
-from service.principal import ADMIN_SCOPES, LOCAL_SCOPES, Principal
+from service.principal import ADMIN_SCOPES, LOCAL_SCOPES, PROJECT_SCOPES, Principal
 from service.resources import Resources
 from service.tokens import TokenStore
 from service.transport.connection import ConnectionInfo, connection_of
@@ -101,6 +101,8 @@ def principal_for(conn: ConnectionInfo | None, token: str | None, tokens: TokenS
     if conn is None:
         # No listener tagged this request: nothing vouches for it.
         raise Forbidden("connection has no identity")
+    if conn.transport == "project":
+        return project_principal(conn)
     if conn.transport in ("uds", "admin"):
         assert conn.peer is not None
         scopes = ADMIN_SCOPES if conn.transport == "admin" else LOCAL_SCOPES
@@ -126,6 +128,22 @@ def principal_for(conn: ConnectionInfo | None, token: str | None, tokens: TokenS
         scopes=record.scopes,
         token_name=record.name,
         cert_subject=conn.cert_subject,
+    )
+
+
+def project_principal(conn: ConnectionInfo) -> Principal:
+    """A caller on a project socket: the project, whatever its uid (every devcontainer may
+    run as uid 1000). It holds the secrets scope only; the project's allowlist decides."""
+    assert conn.peer is not None
+    assert conn.project is not None
+    return Principal(
+        transport="project",
+        name=f"project:{conn.project}",
+        scopes=PROJECT_SCOPES,
+        uid=conn.peer.uid,
+        gid=conn.peer.gid,
+        pid=conn.peer.pid or None,
+        project=conn.project,
     )
 
 

@@ -17,6 +17,7 @@ SCOPE_SECRETS = "secrets"
 SCOPE_ADMIN = "admin"
 LOCAL_SCOPES = frozenset({SCOPE_SCRY, SCOPE_INDEX, SCOPE_SECRETS})
 ADMIN_SCOPES = frozenset({SCOPE_ADMIN})
+PROJECT_SCOPES = frozenset({SCOPE_SECRETS})
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,9 @@ class Principal:
     pid: int | None = None
     token_name: str | None = None
     cert_subject: str | None = None
+    # The project whose socket the caller came through (remo's per-project sockets): the
+    # socket, not the uid, is the identity there.
+    project: str | None = None
 
     def has(self, scope: str) -> bool:
         return scope in self.scopes

@@ -22,6 +22,7 @@ from pydantic_settings import (
 from service.knowledge.config import KnowledgeSettings
 from service.mother.config import MotherNode
 from service.secrets.config import SecretsSettings
+from service.secrets.remo_config import RemoSettings
 
 MIB = 1024 * 1024
 DEFAULT_SECRETS_DIR = Path("/run/secrets")
@@ -135,6 +136,7 @@ class Settings(BaseSettings):
 
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
+    remo: RemoSettings = Field(default_factory=RemoSettings)
     mothers: list[MotherNode] = Field(default_factory=list)
 
     @field_validator("tcp", "metrics_listen", mode="before")

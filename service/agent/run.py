@@ -147,6 +147,10 @@ class SecretSource(Protocol):
         """Every secret the caller may read (for `patina secrets redact`)."""
         ...
 
+    def names(self) -> list[str]:
+        """The names the caller may read, without their values."""
+        ...
+
 
 class ServiceUnreachable(Exception):
     """The service did not answer (connection level); the caller may fall back."""
@@ -192,9 +196,12 @@ class ServiceSource:
             for ref, item in zip(handles + names, answer, strict=True)
         }
 
+    def names(self) -> list[str]:
+        names: list[str] = self._call("GET", "/secrets").json()["names"]
+        return names
+
     def everything(self) -> dict[Reference, Resolved]:
-        names = self._call("GET", "/secrets").json()["names"]
-        return self.resolve(Reference("name", name) for name in names)
+        return self.resolve(Reference("name", name) for name in self.names())
 
 
 class VaultSource:
@@ -224,12 +231,14 @@ class VaultSource:
             out[ref] = Resolved(values[ref.key], str(ref))
         return out
 
-    def everything(self) -> dict[Reference, Resolved]:
+    def names(self) -> list[str]:
         try:
-            names = self._vault.names()
+            return self._vault.names()
         except VaultError as exc:
             raise RunError(str(exc)) from None
-        return self.resolve(Reference("name", name) for name in names)
+
+    def everything(self) -> dict[Reference, Resolved]:
+        return self.resolve(Reference("name", name) for name in self.names())
 
 
 # --- the plan: what the child gets -----------------------------------------------------

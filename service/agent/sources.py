@@ -1,5 +1,6 @@
-"""Where the sidecar reads secrets from: an age vault, a dotenv file, or a directory of files
-(a mounted Kubernetes Secret, a Docker/Compose secrets dir).
+"""Where the sidecar reads secrets from: an age vault, a dotenv file, a directory of files
+(a mounted Kubernetes Secret, a Docker/Compose secrets dir), or a Patina vault directory
+(pushed under the env names its registry gives).
 
 Each source answers two questions: `change_stamp()` (cheap, from file metadata: has anything
 changed?) and `load()` (the whole set, or SourceError). Messages name files, lines and
@@ -25,7 +26,7 @@ from service.agent.dotenv import parse_dotenv
 from service.fileio import file_identity
 from service.secret_names import NAME_RULE, valid_name
 
-KINDS = ("age", "dotenv", "dir")
+KINDS = ("age", "dotenv", "dir", "patina")
 K8S_DATA = "..data"
 
 
@@ -50,20 +51,26 @@ class SidecarSource:
 
     @classmethod
     def parse(cls, spec: str, *, identity: Path | None = None) -> SidecarSource:
-        """`age:PATH`, `dotenv:PATH` or `dir:PATH`; age needs an identity file."""
+        """`age:PATH`, `dotenv:PATH`, `dir:PATH` or `patina:DIR`; age and patina need an
+        identity file."""
         kind, sep, path = spec.partition(":")
         if not sep or kind not in KINDS or not path:
             raise SourceError(
-                f"--source must be one of age:PATH, dotenv:PATH, dir:PATH (got {spec!r})"
+                "--source must be one of age:PATH, dotenv:PATH, dir:PATH, patina:DIR "
+                f"(got {spec!r})"
             )
-        if kind == "age" and identity is None:
-            raise SourceError("--identity FILE is required with an age: source")
-        return cls(kind=kind, path=Path(path), identity=identity if kind == "age" else None)
+        encrypted = kind in ("age", "patina")
+        if encrypted and identity is None:
+            raise SourceError(f"--identity FILE is required with a {kind}: source")
+        return cls(kind=kind, path=Path(path), identity=identity if encrypted else None)
 
     def change_stamp(self) -> ChangeStamp:
         """Changes whenever the source's content may have changed."""
         if self.kind == "dir":
             return self._dir_change_stamp()
+        if self.kind == "patina":
+            files = [self.path / "vault.age", self.path / "secrets.toml"]
+            return tuple(file_identity(f) for f in [*files, *filter(None, [self.identity])])
         parts: list[object] = [file_identity(self.path)]
         if self.identity is not None:
             parts.append(file_identity(self.identity))
@@ -75,6 +82,8 @@ class SidecarSource:
             return self._load_dotenv()
         if self.kind == "age":
             return self._load_age()
+        if self.kind == "patina":
+            return self._load_patina()
         # A Kubernetes swap can remove the version being read; one retry reads the new one.
         try:
             return self._load_dir()
@@ -113,6 +122,24 @@ class SidecarSource:
             raise SourceError(f"{self}: {exc}") from None
         except (OSError, ValueError) as exc:
             raise SourceError(f"{self}: cannot decrypt ({type(exc).__name__})") from None
+
+    def _load_patina(self) -> dict[str, str]:
+        from service.agent.patina_format import PatinaPaths
+        from service.agent.patina_vault import PatinaVault
+        from service.agent.vault import IdentitySource, VaultError, read_identity_file
+
+        assert self.identity is not None
+        if not self.path.is_dir():
+            raise SourceError(f"{self}: not a directory")
+        try:
+            identity = IdentitySource(read_identity_file(self.identity), str(self.identity))
+            vault = PatinaVault(PatinaPaths.of_directory(self.path), identity)
+            if not vault.paths.vault.exists():
+                raise SourceError(f"{self}: no vault.age")
+            # Env names (GITHUB_TOKEN) are already broker names: what `secrets run` asks for.
+            return vault.values_by_env()
+        except VaultError as exc:
+            raise SourceError(f"{self}: {exc}") from None
 
     def _version_dir(self) -> Path:
         if not self.path.is_dir():

@@ -23,6 +23,7 @@ import pyrage
 from pyrage import x25519
 
 from service.agent.dotenv import parse_dotenv
+from service.agent.patina_format import PatinaFormatError, is_patina_vault_text, parse_vault_text
 from service.fileio import read_private, write_private
 from service.secret_names import NAME_RULE, valid_name
 
@@ -248,6 +249,13 @@ def open_vault(path: Path, identity_text: str, *, origin: str | None = None) -> 
     except FileNotFoundError:
         raise VaultError(f"vault {path} does not exist (run `patina secrets init`)") from None
     text = decrypt_bytes(ciphertext, identity_text, origin=origin or str(path))
+    if is_patina_vault_text(text):
+        # Patina's own TOML vault (patina_format.py): the two formats are told apart by
+        # content, so any vault file reads whichever tool wrote it.
+        try:
+            return parse_vault_text(text, origin=origin or str(path)).values
+        except PatinaFormatError as exc:
+            raise VaultError(str(exc)) from None
     try:
         return parse_dotenv(text)
     except ValueError as exc:
@@ -297,14 +305,14 @@ class Vault:
     def set(self, name: str, value: str) -> bool:
         """Add or replace one secret; True when it replaced an existing one."""
         validate_name(name)
-        values = self.load()
+        values = self._load_own_format()
         existed = name in values
         values[name] = value
         write_vault(self.path, values, read_recipients(self.path))
         return existed
 
     def remove(self, name: str) -> None:
-        values = self.load()
+        values = self._load_own_format()
         if name not in values:
             raise VaultError(f"no secret named {name!r} in {self.path}")
         del values[name]
@@ -313,13 +321,26 @@ class Vault:
     def recipients(self) -> list[str]:
         return read_recipients(self.path)
 
+    def _load_own_format(self) -> dict[str, str]:
+        """The values, for a change written back as dotenv: a Patina-format vault is left
+        to the commands that keep its format (`patina secrets add NAME`, no --vault)."""
+        if not self.path.exists():
+            return self.load()  # raises, naming the missing file
+        text = decrypt_bytes(self.path.read_bytes(), self.identity.text, origin=str(self.path))
+        if is_patina_vault_text(text):
+            raise VaultError(
+                f"{self.path} is a Patina vault: change it with `patina secrets add NAME` "
+                "(without --vault), which keeps its format"
+            )
+        return self.load()
+
     def add_recipient(self, key: str) -> bool:
         """Re-encrypt to one more recipient; False when it already was one."""
         validate_recipient(key)
         keys = read_recipients(self.path)
         if key in keys:
             return False
-        values = self.load()
+        values = self._load_own_format()
         keys.append(key)
         write_vault(self.path, values, keys)
         write_recipients(self.path, keys)
@@ -337,7 +358,7 @@ class Vault:
         own = set(identity_public_keys(self.identity.text))
         if not own & set(remaining):
             raise VaultError("refusing to remove the only recipient this identity can open")
-        values = self.load()
+        values = self._load_own_format()
         write_vault(self.path, values, remaining)
         write_recipients(self.path, remaining)
 

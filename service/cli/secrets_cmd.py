@@ -17,6 +17,8 @@ from typing import Annotated
 import httpx
 import typer
 
+from service.agent.patina_source import PatinaSource, patina_vaults
+from service.agent.patina_vault import registered_env_names
 from service.agent.run import (
     Reference,
     RunError,
@@ -25,6 +27,7 @@ from service.agent.run import (
     ServiceUnreachable,
     VaultSource,
     plan_command,
+    references_in,
     run_scrubbed,
     scrubber_for,
 )
@@ -41,6 +44,7 @@ from service.agent.vault import (
     parse_identities,
     validate_name,
 )
+from service.cli import secrets_patina, secrets_scan
 from service.cli.common import (
     ConfigOption,
     TargetOptions,
@@ -55,8 +59,9 @@ from service.secret_names import NAME_PATTERN
 from service.settings import Settings
 
 secrets_app = typer.Typer(
-    help="Agent-safe secrets: an age vault, opaque handles, `run` with scrubbed output.",
-    no_args_is_help=True,
+    help="Agent-safe secrets: an age vault, opaque handles, `run` with scrubbed output. "
+    "Without a command: the status of the vaults.",
+    invoke_without_command=True,
 )
 recipients_app = typer.Typer(help="Who the vault is encrypted to.", no_args_is_help=True)
 secrets_app.add_typer(recipients_app, name="recipients")
@@ -84,7 +89,8 @@ SourceOption = Annotated[
     str,
     typer.Option(
         "--source",
-        help="auto (service over the socket, then --url, then the local vault), service or vault.",
+        help="auto (service over the socket, then --url, then the local vault, then Patina's "
+        "vaults), service, vault or patina.",
     ),
 ]
 NO_ARGV_VALUES = (
@@ -95,6 +101,16 @@ NO_ARGV_VALUES = (
 
 def register(app: typer.Typer) -> None:
     app.add_typer(secrets_app, name="secrets")
+    secrets_patina.register(secrets_app)
+    secrets_scan.register(secrets_app)
+
+
+@secrets_app.callback()
+def status(ctx: typer.Context, config: ConfigOption = None) -> None:
+    """Without a command: each vault, its registered names and env names, and the identity
+    (as a bare `patina secrets` shows them; nothing is decrypted)."""
+    if ctx.invoked_subcommand is None:
+        secrets_patina.show_status(_settings(config))
 
 
 def _settings(config: Path | None) -> Settings:
@@ -145,24 +161,45 @@ def init(
 
 @secrets_app.command("add")
 def add(
-    name: Annotated[str, typer.Argument(help=f"Secret name, ^{NAME_PATTERN}$.")],
+    name: Annotated[
+        str,
+        typer.Argument(help=f"Secret name: Patina's github-token, or ^{NAME_PATTERN}$."),
+    ],
     extra: Annotated[list[str] | None, typer.Argument(hidden=True, show_default=False)] = None,
     stdin: Annotated[
         bool, typer.Option("--stdin", help="Read the value from stdin (one newline stripped).")
     ] = False,
+    env: Annotated[
+        str | None,
+        typer.Option(
+            "--env",
+            help="Env name to inject it as (default: GITHUB_TOKEN for "
+            "github-token). Patina vaults.",
+            show_default=False,
+        ),
+    ] = None,
+    global_: secrets_patina.GlobalOption = False,
     config: ConfigOption = None,
     vault: VaultOption = None,
     identity: IdentityOption = None,
 ) -> None:
-    """Add or replace a secret. The value comes from a masked prompt or --stdin, never argv."""
+    """Add or replace a secret. The value comes from a masked prompt or --stdin, never argv.
+    A Patina name, --env or --global stores it in Patina's vault (project, else global)."""
     if extra or "=" in name:
         fail(NO_ARGV_VALUES)
+    settings = _settings(config)
+    if secrets_patina.wants_patina(settings, name, env=env, global_=global_, vault=vault):
+        value = _read_value(stdin)
+        secrets_patina.add_patina(
+            settings, name, value, env=env, global_=global_, identity=identity
+        )
+        return
     try:
         validate_name(name)
     except VaultError as exc:
         fail(str(exc))
     value = _read_value(stdin)
-    opened = _open_vault(_settings(config), vault, identity)
+    opened = _open_vault(settings, vault, identity)
     with _vault_errors():
         replaced = opened.set(name, value)
     typer.echo(f"{'replaced' if replaced else 'added'} {name}", err=True)
@@ -314,10 +351,13 @@ def _source(
     target: TargetOptions,
 ) -> Iterator[SecretSource]:
     """The service (Unix socket first, then --url with TLS and a token) or the vault."""
-    if kind not in ("auto", "service", "vault"):
-        fail("--source is auto, service or vault")
+    if kind not in ("auto", "service", "vault", "patina"):
+        fail("--source is auto, service, vault or patina")
     if kind == "vault" or (kind == "auto" and vault is not None):
         yield VaultSource(_open_vault(settings, vault, identity))
+        return
+    if kind == "patina":
+        yield _patina_source(settings, identity)
         return
     endpoints = [TargetOptions(socket=target.socket).resolve(settings)]
     url = target.url or os.environ.get("PATINA_SERVE_URL")
@@ -337,7 +377,30 @@ def _source(
     if kind == "auto" and _vault_path(settings, vault).exists():
         yield VaultSource(_open_vault(settings, vault, identity))
         return
+    if kind == "auto" and patina_vaults(settings.home, Path.cwd(), None):
+        yield _patina_source(settings, identity)
+        return
     fail("no secrets source: " + "; ".join(tried) + " (and no local vault)")
+
+
+def _patina_source(settings: Settings, identity: Path | None) -> PatinaSource:
+    with _vault_errors():
+        found = find_identity(identity, home=settings.home)
+    vaults = patina_vaults(settings.home, Path.cwd(), found)
+    if not vaults:
+        fail("no Patina vault (HOME/vault.age or .patina/vault.age)")
+    return PatinaSource(vaults)
+
+
+def _inject_everything(settings: Settings, source: SecretSource) -> list[str]:
+    """`--env ENV=ENV` for every secret Patina's registries list (global and project),
+    as Patina's `secrets run` injects them all; with the service as the source, those the
+    service holds under that name."""
+    registered = registered_env_names(patina_vaults(settings.home, Path.cwd(), None))
+    if not registered:
+        return []
+    available = set(source.names())
+    return [f"{name}={name}" for name in registered if name in available]
 
 
 @secrets_app.command("handle")
@@ -400,6 +463,8 @@ def run(
     code = 0
     with _source(settings, source, vault=vault, identity=identity, target=target) as secrets_source:
         try:
+            if not env_list and not references_in(command):
+                env_list = _inject_everything(settings, secrets_source)
             plan = plan_command(
                 command,
                 env_list,

@@ -3,6 +3,7 @@
     patina sidecar --source age:PATH --identity FILE
     patina sidecar --source dotenv:PATH
     patina sidecar --source dir:PATH          (a mounted Kubernetes Secret, /run/secrets, ...)
+    patina sidecar --source patina:DIR --identity FILE   (a Patina vault directory)
 
 Only paths appear on the command line, never a value.
 """
@@ -28,10 +29,11 @@ def register(app: typer.Typer) -> None:
     @app.command("sidecar")
     def sidecar(
         source: Annotated[
-            str, typer.Option(help="age:PATH, dotenv:PATH or dir:PATH.", show_default=False)
+            str,
+            typer.Option(help="age:PATH, dotenv:PATH, dir:PATH or patina:DIR.", show_default=False),
         ],
         identity: Annotated[
-            Path | None, typer.Option(help="age identity file (for age: sources).")
+            Path | None, typer.Option(help="age identity file (for age: and patina: sources).")
         ] = None,
         admin_socket: Annotated[
             Path | None, typer.Option(help="The service's admin socket (run/admin.sock).")

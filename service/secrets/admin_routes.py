@@ -82,16 +82,18 @@ _PUSH_BODY = {
 }
 
 
-class _DuplicateKey(ValueError):
-    pass
+class DuplicateKey(ValueError):
+    """A JSON object holds the same key twice."""
 
 
-def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+def no_duplicate_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """`object_pairs_hook` for json.loads: a repeated key raises DuplicateKey (a generic
+    parser would silently keep the last one); the message never quotes a value."""
     out: dict[str, Any] = {}
     for key, value in pairs:
         if key in out:
             # A valid name is safe to show; anything else might be a misplaced value.
-            raise _DuplicateKey(f"duplicate key {key}" if valid_name(key) else "duplicate key")
+            raise DuplicateKey(f"duplicate key {key}" if valid_name(key) else "duplicate key")
         out[key] = value
     return out
 
@@ -99,8 +101,8 @@ def _no_duplicates(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
 def parse_push(body: bytes) -> dict[str, str]:
     """Validate a push body into name -> value, or raise BadRequest (never quoting it)."""
     try:
-        data = json.loads(body, object_pairs_hook=_no_duplicates)
-    except _DuplicateKey as exc:
+        data = json.loads(body, object_pairs_hook=no_duplicate_keys)
+    except DuplicateKey as exc:
         raise BadRequest(f"invalid push: {exc}") from None
     except json.JSONDecodeError as exc:
         where = f"line {exc.lineno} column {exc.colno}"

@@ -29,7 +29,7 @@ from service.secrets.cache import SessionCache
 from service.secrets.core_dumps import disable_core_dumps
 from service.secrets.handles import HandleRecord, HandleStore
 from service.secrets.metrics import SecretsMetrics
-from service.secrets.policy import VERB_CACHE, VERB_LIST, PolicyError
+from service.secrets.policy import VERB_CACHE, VERB_LIST, PolicyError, project_consumer
 from service.secrets.policy_watch import PolicyHolder
 from service.secrets.store import SecretStore, Snapshot
 from service.settings import Settings
@@ -105,6 +105,9 @@ class SecretsBroker:
             config.consumers_file,
             owner_uid=os.getuid() if owner_uid is None else owner_uid,
             on_reload=self._policy_reloaded,
+            projects={
+                p.name: project_consumer(p.name, p.allowlist) for p in settings.remo.projects
+            },
         )
         self.cache = SessionCache(max_ttl_secs=config.cache_max_ttl_secs, clock=clock)
         # The values of the set, compiled to scrub them out of scry answers; swapped with
@@ -373,6 +376,11 @@ class SecretsBroker:
     def reload_policy(self) -> None:
         """SIGHUP hook: re-read the consumers file (an invalid one keeps the old policy)."""
         self.policy.reload()
+
+    def refuse_read(self, principal: Principal, name: str | None, outcome: str, via: str) -> None:
+        """Audit a read a channel refused before asking (a rate limit): same shape as a
+        read the broker refused."""
+        self._audit("read", principal, name=name, outcome=outcome, via=via)
 
     def _audit(self, event: str, principal: Principal | None, **fields: Any) -> None:
         """One audit event about a caller: who it was, then what happened."""

@@ -18,7 +18,9 @@ allow = ["*"]
 ```
 
 Entries match in file order (first match wins); an entry may name one of uid, token or
-subject, or token and subject together. Patterns are exact names or simple globs (`*`, `?`).
+subject, or token and subject together. A caller on a project socket (remo's per-project
+sockets, declared in settings) is governed by its project's allowlist alone. Patterns are
+exact names or simple globs (`*`, `?`).
 Without an entry: the local socket owner reads all (unless `owner_reads_all = false`);
 everyone else may use only their own session cache. TCP tokens read nothing by default.
 """
@@ -29,7 +31,8 @@ import fnmatch
 import os
 import re
 import tomllib
-from dataclasses import dataclass
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
@@ -78,6 +81,13 @@ class Consumer:
 _NOBODY = Consumer(label="default", scopes=frozenset({VERB_CACHE}), allow=())
 
 
+def project_consumer(name: str, allowlist: list[str]) -> Consumer:
+    """A project socket's entry: read and list the allowlisted names, nothing else."""
+    return Consumer(
+        label=f"project:{name}", scopes=frozenset({VERB_READ, VERB_LIST}), allow=tuple(allowlist)
+    )
+
+
 @dataclass(frozen=True)
 class Policy:
     """An immutable policy; reloads swap in a whole new one."""
@@ -86,9 +96,14 @@ class Policy:
     owner_uid: int
     owner_reads_all: bool = True
     source: str = "default"
+    # Project sockets by name (from settings, kept across reloads of the consumers file).
+    projects: Mapping[str, Consumer] = field(default_factory=dict)
 
     def consumer_for(self, principal: Principal) -> Consumer:
         """The entry that governs `principal` (the default entry when none matches)."""
+        if principal.project is not None:
+            # Never the consumers file: a project is exactly its allowlist.
+            return self.projects.get(principal.project, _NOBODY)
         for consumer in self.consumers:
             if consumer.matches(principal):
                 return consumer

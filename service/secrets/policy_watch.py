@@ -9,13 +9,20 @@ why and records a `policy_reload` audit event with outcome `invalid`.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 
 from service.aio import cancel_and_wait
 from service.fileio import FileIdentity, file_identity
-from service.secrets.policy import Policy, PolicyError, default_policy, load_policy
+from service.secrets.policy import (
+    Consumer,
+    Policy,
+    PolicyError,
+    default_policy,
+    load_policy,
+)
 
 log = logging.getLogger("patina.secrets.policy")
 
@@ -31,18 +38,24 @@ class PolicyHolder:
         *,
         owner_uid: int | None = None,
         on_reload: ReloadListener | None = None,
+        projects: Mapping[str, Consumer] | None = None,
     ) -> None:
+        """`projects`: the project sockets' entries, part of every policy loaded."""
         self.path = path
         self.owner_uid = owner_uid
+        self._projects = dict(projects or {})
         self._on_reload = on_reload
         self._seen: FileIdentity | None = None
         self._task: asyncio.Task[None] | None = None
         if path is None:
-            self.current = default_policy(owner_uid)
+            self.current = self._with_projects(default_policy(owner_uid))
         else:
             # At start an unreadable or invalid file is fatal: PolicyError propagates.
             self._seen = file_identity(path)
-            self.current = load_policy(path, owner_uid=owner_uid)
+            self.current = self._with_projects(load_policy(path, owner_uid=owner_uid))
+
+    def _with_projects(self, policy: Policy) -> Policy:
+        return dataclasses.replace(policy, projects=self._projects)
 
     def reload(self) -> bool:
         """Re-read the consumers file; keep the old policy when the new one is invalid."""
@@ -58,7 +71,7 @@ class PolicyHolder:
             )
             self._notify("invalid", str(exc))
             return False
-        self.current = policy
+        self.current = self._with_projects(policy)
         log.info(
             "consumers file reloaded",
             extra={"fields": {"path": str(self.path), "consumers": len(policy.consumers)}},

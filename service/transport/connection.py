@@ -15,7 +15,7 @@ from typing import Any, Literal
 
 from starlette.types import ASGIApp, Receive, Scope, Send
 
-Transport = Literal["uds", "admin", "tcp", "metrics"]
+Transport = Literal["uds", "admin", "project", "tcp", "metrics"]
 STATE_KEY = "patina.conn"
 
 
@@ -34,6 +34,7 @@ class ConnectionInfo:
     peer: PeerCred | None = None
     peer_allowed: bool = True
     cert_subject: str | None = None
+    project: str | None = None  # the project socket the connection arrived on
 
 
 def read_peer_cred(sock: socket.socket) -> PeerCred:

@@ -47,6 +47,21 @@ class ListenerPolicy:
     # from the network must never hold more descriptors than the cap. Local sockets keep
     # it open long enough to answer a JSON 503.
     refuse_over_cap_at_accept: bool = False
+    # A project socket (transport "project"): the project every caller on it acts for.
+    project: str | None = None
+
+
+def identify(policy: ListenerPolicy, transport: asyncio.BaseTransport) -> ConnectionInfo:
+    """Who is on the other end of a new connection, as the listener's policy judges it."""
+    kind = policy.transport
+    if kind in ("uds", "admin", "project"):
+        sock = transport.get_extra_info("socket")
+        peer = read_peer_cred(sock)
+        allowed = peer.uid in policy.allowed_uids
+        return ConnectionInfo(kind, peer=peer, peer_allowed=allowed, project=policy.project)
+    ssl_object = transport.get_extra_info("ssl_object")
+    der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
+    return ConnectionInfo(transport=kind, cert_subject=subject_of_certificate(der))
 
 
 class GuardedProtocol(HttpToolsProtocol):
@@ -74,15 +89,7 @@ class GuardedProtocol(HttpToolsProtocol):
         self._arm_header_timer()
 
     def _identify(self, transport: asyncio.Transport) -> ConnectionInfo:
-        kind = self.policy.transport
-        if kind in ("uds", "admin"):
-            sock = transport.get_extra_info("socket")
-            peer = read_peer_cred(sock)
-            allowed = peer.uid in self.policy.allowed_uids
-            return ConnectionInfo(transport=kind, peer=peer, peer_allowed=allowed)
-        ssl_object = transport.get_extra_info("ssl_object")
-        der = ssl_object.getpeercert(binary_form=True) if ssl_object is not None else None
-        return ConnectionInfo(transport=kind, cert_subject=subject_of_certificate(der))
+        return identify(self.policy, transport)
 
     # -- header guards -------------------------------------------------------------------
     def _arm_header_timer(self) -> None:

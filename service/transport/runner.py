@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
 import signal
 import socket
 import ssl
@@ -22,6 +23,9 @@ from starlette.types import ASGIApp
 
 from service.app import create_admin_app, create_app, create_metrics_app
 from service.bootstrap import open_resources
+from service.remo.endpoints import AdminEndpoint, Endpoint, ProjectEndpoint
+from service.remo.protocol import sniffing_for
+from service.remo.wire import ADMIN_FRAME_CAP, PROJECT_FRAME_CAP
 from service.resources import Resources
 from service.settings import Settings
 from service.tokens import build_token_store
@@ -66,6 +70,8 @@ class Listener:
     ssl_context: ssl.SSLContext | None = None
     unix: BoundSocket | None = None
     where: str = ""
+    # Set when the socket also speaks remo's NDJSON (chosen by the first byte).
+    remo: Endpoint | None = None
 
 
 @dataclass
@@ -87,7 +93,8 @@ def prepare(settings: Settings) -> None:
     """Checks that must pass before anything is bound (refuse to start otherwise)."""
     check_tcp_policy(settings)
     ensure_run_dir(settings.resolved_run_dir, max_mode=settings.run_dir_mode)
-    for path in (settings.socket_path, settings.admin_socket_path):
+    project_paths = [p.socket_path(settings.resolved_run_dir) for p in settings.remo.projects]
+    for path in (settings.socket_path, settings.admin_socket_path, *project_paths):
         if path is not None and path.parent != settings.resolved_run_dir:
             ensure_run_dir(path.parent, max_mode=settings.run_dir_mode)
 
@@ -100,11 +107,14 @@ def _bind_listeners(settings: Settings, resources: Resources, out: list[Listener
     tcp_listeners = (settings.tcp is not None) + (settings.metrics_listen is not None)
     tcp_cap = tcp_connection_cap(settings.max_connections, tcp_listeners=tcp_listeners)
 
-    def policy(kind: Transport, uids: frozenset[int] = frozenset()) -> ListenerPolicy:
+    def policy(
+        kind: Transport, uids: frozenset[int] = frozenset(), project: str | None = None
+    ) -> ListenerPolicy:
         over_tcp = kind in ("tcp", "metrics")
         return ListenerPolicy(
             kind,
             allowed_uids=uids,
+            project=project,
             max_header_bytes=settings.max_header_bytes,
             header_timeout=settings.header_timeout_secs,
             max_connections=tcp_cap if over_tcp else settings.max_connections,
@@ -135,6 +145,28 @@ def _bind_listeners(settings: Settings, resources: Resources, out: list[Listener
                 admin_policy,
                 unix=admin,
                 where=str(admin.path),
+                remo=AdminEndpoint(resources, ADMIN_FRAME_CAP) if settings.remo.enabled else None,
+            )
+        )
+
+    for project in settings.remo.projects:
+        # Each project's socket is its own principal (project:NAME) on the public app, and
+        # speaks remo's NDJSON too; the same binding rules as the service's own sockets.
+        bound = bind_unix_socket(
+            project.socket_path(settings.resolved_run_dir),
+            mode=project.mode,
+            group=project.group,
+        )
+        uids = frozenset(project.allowed_uids or [os.getuid()])
+        out.append(
+            Listener(
+                f"project:{project.name}",
+                public_app,
+                bound.sock,
+                policy("project", uids, project.name),
+                unix=bound,
+                where=str(bound.path),
+                remo=ProjectEndpoint(resources, project, PROJECT_FRAME_CAP),
             )
         )
 
@@ -165,11 +197,14 @@ def _bind_listeners(settings: Settings, resources: Resources, out: list[Listener
         )
 
 
-def _server_for(listener: Listener, settings: Settings) -> _Server:
+def _server_for(listener: Listener, settings: Settings, resources: Resources) -> _Server:
     http = protocol_for(listener.policy)
+    served: type[asyncio.Protocol] = http
+    if listener.remo is not None:
+        served = sniffing_for(listener.policy, http, listener.remo, resources)
     config = uvicorn.Config(
         listener.app,
-        http=http,
+        http=served,
         lifespan="off",
         log_config=None,
         access_log=False,
@@ -200,7 +235,7 @@ async def serve(
         try:
             _bind_listeners(settings, resources, listeners)
             running = RunningService(resources, listeners=listeners)
-            running.servers = [_server_for(lst, settings) for lst in listeners]
+            running.servers = [_server_for(lst, settings, resources) for lst in listeners]
             _install_signal_handlers(running)
             tasks = [
                 asyncio.create_task(server.serve(sockets=[lst.sock]))
