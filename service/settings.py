@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from service.knowledge.config import KnowledgeSettings
+from service.mcp.config import McpSettings
 from service.mother.config import MotherNode
 from service.secrets.config import SecretsSettings
 
@@ -136,6 +137,7 @@ class Settings(BaseSettings):
     knowledge: KnowledgeSettings = Field(default_factory=KnowledgeSettings)
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     mothers: list[MotherNode] = Field(default_factory=list)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @field_validator("tcp", "metrics_listen", mode="before")
     @classmethod
