@@ -21,6 +21,7 @@ declare -A NEED=(
   # the scrubber's leak tests print values with the real dump tools
   [xxd]=xxd
   [hexdump]=bsdextrautils
+  [valgrind]=valgrind  # bench/core/request_instructions.py
 )
 missing=()
 for cmd in "${!NEED[@]}"; do
