@@ -8,6 +8,7 @@ from service.cli import (
     audit,
     health,
     knowledge,
+    mcp_cmd,
     openapi_cmd,
     secrets_cmd,
     serve,
@@ -44,6 +45,7 @@ for module in (
     audit,
     secrets_cmd,
     knowledge,
+    mcp_cmd,
 ):
     module.register(app)
 

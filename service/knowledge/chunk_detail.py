@@ -10,40 +10,12 @@ from __future__ import annotations
 
 import sqlite3
 
-from pydantic import BaseModel, Field
-
 from service.cancel import Cancel
 from service.errors import NotFound
+from service.knowledge.chunk_models import MAX_NEIGHBOURS, ChunkDetail, ChunkView
 from service.knowledge.scry import Scry, model_texts, with_model_texts
 from service.knowledge.store import ChunkRow, fetch_chunks
 from service.principal import Principal
-
-# Chunks of context on each side: beyond a few, reading the file itself is the better tool.
-MAX_NEIGHBOURS = 5
-
-
-class ChunkView(BaseModel):
-    """One stored chunk, whole."""
-
-    id: int
-    repo: str
-    path: str
-    start_line: int
-    end_line: int
-    kind: str
-    event_type: str
-    source_id: str
-    timestamp: str
-    symbols: list[str] = Field(description="What the chunk defines (functions, classes, ...).")
-    content: str
-
-
-class ChunkDetail(BaseModel):
-    """A chunk and, when asked for, the chunks just before and after it in its file."""
-
-    chunk: ChunkView
-    before: list[ChunkView] = Field(description="Preceding chunks of the same file, in order.")
-    after: list[ChunkView] = Field(description="Following chunks of the same file, in order.")
 
 
 async def chunk_detail(

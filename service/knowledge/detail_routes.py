@@ -9,7 +9,8 @@ from fastapi import Path, Query
 
 from service.errors import error_responses
 from service.http.routers import api_router
-from service.knowledge.chunk_detail import MAX_NEIGHBOURS, ChunkDetail, chunk_detail
+from service.knowledge.chunk_detail import chunk_detail
+from service.knowledge.chunk_models import MAX_NEIGHBOURS, ChunkDetail
 from service.knowledge.routes import ScryCaller, ScryDep
 
 router = api_router(tags=["knowledge"])

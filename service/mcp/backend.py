@@ -7,10 +7,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from service.knowledge.chunk_detail import ChunkDetail
+from service.knowledge.chunk_models import ChunkDetail
 from service.knowledge.scry_models import ScryRequest, ScryResponse
 from service.mcp.catalogue import RunArgs
-from service.secrets.handles_routes import HandleInfo
+from service.secrets.handle_models import HandleInfo
 
 
 class ToolError(Exception):

@@ -10,7 +10,7 @@ from typing import Annotated
 import mcp_types as types
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
-from service.knowledge.chunk_detail import MAX_NEIGHBOURS
+from service.knowledge.chunk_models import MAX_NEIGHBOURS
 from service.knowledge.scry_models import Mode, ScryRequest
 
 SCRY = "scry"

@@ -9,7 +9,8 @@ from typing import Any
 
 from service.errors import Forbidden, NotFound
 from service.knowledge import routes as knowledge_routes
-from service.knowledge.chunk_detail import ChunkDetail, chunk_detail
+from service.knowledge.chunk_detail import chunk_detail
+from service.knowledge.chunk_models import ChunkDetail
 from service.knowledge.scry import Scry
 from service.knowledge.scry_models import ScryRequest, ScryResponse
 from service.mcp.backend import RunOutcome, ToolError
@@ -19,6 +20,7 @@ from service.secrets import handles_routes
 from service.secrets import routes as secrets_routes
 from service.secrets.broker import SecretsBroker
 from service.secrets.deps import SecretsCall
+from service.secrets.handle_models import HandleInfo, MintRequest
 
 
 @dataclass(frozen=True)
@@ -56,11 +58,9 @@ class InProcessTools:
         answer = await secrets_routes.list_secrets(self._secrets_call())
         return answer.names
 
-    async def mint_handle(
-        self, name: str, *, ttl_secs: int | None, uses: int | None
-    ) -> handles_routes.HandleInfo:
+    async def mint_handle(self, name: str, *, ttl_secs: int | None, uses: int | None) -> HandleInfo:
         self._require(SCOPE_SECRETS)
-        body = handles_routes.MintRequest(name=name, ttl_secs=ttl_secs, uses=uses)
+        body = MintRequest(name=name, ttl_secs=ttl_secs, uses=uses)
         return await handles_routes.mint_handle(body, self._secrets_call())
 
     async def run(self, args: RunArgs) -> RunOutcome:

@@ -10,10 +10,10 @@ from typing import Any
 
 import mcp_types as types
 
-from service.knowledge.chunk_detail import ChunkDetail, ChunkView
+from service.knowledge.chunk_models import ChunkDetail, ChunkView
 from service.knowledge.scry_models import ScryResponse, ScryResult
 from service.mcp.backend import RunOutcome
-from service.secrets.handles_routes import HandleInfo
+from service.secrets.handle_models import HandleInfo
 
 SNIPPET_LINES = 3
 SNIPPET_LINE_CHARS = 160
