@@ -1,0 +1,107 @@
+"""Fixtures for the MCP tests: the knowledge corpus with a tripwire planted in it, the
+same value held by the secrets broker, and an MCP client session from the SDK that talks to
+the real public app (hardening middleware, authentication and all) as a chosen caller."""
+
+from __future__ import annotations
+
+import base64
+import os
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from pathlib import Path
+
+import httpx2
+import pytest
+from mcp import ClientSession
+from mcp.client.streamable_http import streamable_http_client
+
+from service.app import create_app
+from service.bootstrap import open_resources
+from service.knowledge.embedder import Embedder
+from service.resources import Resources
+from service.settings import Settings, load_settings
+from service.tokens import TokenRecord, TokenStore, digest
+from service.transport.connection import ConnectionInfo, PeerCred, with_connection
+from tests.knowledge.conftest import CORPUS, embedder, index_dir, write_corpus
+
+__all__ = ["embedder"]
+
+# Held by the broker as DEPLOY_KEY and pasted into an indexed file: no tool answer, error,
+# log line or audit record may ever carry it.
+TRIPWIRE = "tw-mcp-9d41c07be25a"
+TRIPWIRE_B64 = base64.b64encode(TRIPWIRE.encode()).decode()
+PLANTED = {
+    **CORPUS,
+    "notes/ops.md": f"# Ops notes\n\nThe deploy key was pasted here: {TRIPWIRE}\n"
+    f"and its base64 too: {TRIPWIRE_B64}\n",
+}
+SECRETS = {"DEPLOY_KEY": TRIPWIRE, "OTHER_KEY": "tw-mcp-other-51aa03d7c2"}
+OWNER = ConnectionInfo("uds", PeerCred(pid=7, uid=os.getuid(), gid=os.getgid()))
+TCP = ConnectionInfo("tcp")
+SCRY_ONLY_TOKEN = "pt_mcp-scry-only-0b7e44d1c9"
+FULL_TOKEN = "pt_mcp-full-3c2f9a81e6"
+TOKENS = TokenStore(
+    [
+        TokenRecord("scry-only", digest(SCRY_ONLY_TOKEN), frozenset({"scry"})),
+        TokenRecord("full", digest(FULL_TOKEN), frozenset({"scry", "index", "secrets"})),
+    ]
+)
+MCP_URL = "http://patina.local/mcp"
+
+
+def mcp_settings(home: Path, corpus: Path, **overrides: object) -> Settings:
+    return load_settings(
+        home=home,
+        knowledge={"roots": [str(corpus)]},
+        secrets={"disable_core_dumps": False},
+        **overrides,
+    )
+
+
+@pytest.fixture
+def indexed(tmp_path: Path, embedder: Embedder) -> Settings:
+    corpus = write_corpus(tmp_path / "shop", PLANTED)
+    settings = mcp_settings(tmp_path / "home", corpus)
+    index_dir(settings, embedder, corpus)
+    return settings
+
+
+@asynccontextmanager
+async def open_service(settings: Settings, embedder: Embedder) -> AsyncIterator[Resources]:
+    async with open_resources(settings, tokens=TOKENS, embedder=embedder) as resources:
+        resources.broker.replace(dict(SECRETS))
+        yield resources
+
+
+@pytest.fixture
+async def resources(indexed: Settings, embedder: Embedder) -> AsyncIterator[Resources]:
+    async with open_service(indexed, embedder) as res:
+        yield res
+
+
+def http_client(
+    resources: Resources, conn: ConnectionInfo, token: str | None
+) -> httpx2.AsyncClient:
+    """An HTTP client that reaches the public app as `conn` (a listener would tag it so)."""
+    app = with_connection(create_app(resources), conn)
+    headers = {"Authorization": f"Bearer {token}"} if token else {}
+    return httpx2.AsyncClient(
+        transport=httpx2.ASGITransport(app=app), base_url="http://patina.local", headers=headers
+    )
+
+
+@asynccontextmanager
+async def mcp_session(
+    resources: Resources, conn: ConnectionInfo = OWNER, token: str | None = None
+) -> AsyncIterator[ClientSession]:
+    """An initialized MCP session of the SDK's client over Streamable HTTP at `/mcp`."""
+    async with (
+        http_client(resources, conn, token) as client,
+        streamable_http_client(MCP_URL, http_client=client) as (read, write),
+        ClientSession(read, write) as session,
+    ):
+        await session.initialize()
+        yield session
+
+
+SessionFactory = Callable[..., AbstractAsyncContextManager[ClientSession]]
