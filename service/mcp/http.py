@@ -44,6 +44,10 @@ CALLER_KEY = "patina.mcp.caller"
 class McpEndpoint:
     """The ASGI app served at `/mcp`."""
 
+    # Read from scope["route"] by the access log and the metrics (a plain ASGI route is
+    # not recorded there by the router, unlike a FastAPI route).
+    path = PATH
+
     def __init__(self, manager: StreamableHTTPSessionManager, tokens: TokenStore) -> None:
         self.manager = manager
         self.tokens = tokens
@@ -51,6 +55,7 @@ class McpEndpoint:
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             return
+        scope["route"] = self
         started = False
 
         async def watched(message: Message) -> None:

@@ -131,7 +131,7 @@ def _unknown(name: str, offered: dict[str, ToolSpec]) -> str:
     listed = ", ".join(offered)
     if name == RUN_TOOL.name:
         return (
-            f"secrets_run is not offered here: it runs beside the agent, in `patina mcp` "
-            f"(stdio) with mcp.secrets_run on. Tools: {listed}"
+            "secrets_run is off: only `patina mcp` (stdio, beside the agent) offers it, "
+            f"with the mcp.secrets_run setting on. Tools: {listed}"
         )
     return f"unknown tool; the tools are: {listed}"

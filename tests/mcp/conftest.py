@@ -5,24 +5,32 @@ the real public app (hardening middleware, authentication and all) as a chosen c
 from __future__ import annotations
 
 import base64
+import json
 import os
-from collections.abc import AsyncIterator, Callable
+import shutil
+import tempfile
+from collections.abc import AsyncIterator, Callable, Iterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from pathlib import Path
 
 import httpx2
 import pytest
 from mcp import ClientSession
+from mcp.client.stdio import StdioServerParameters, stdio_client
 from mcp.client.streamable_http import streamable_http_client
 
 from service.app import create_app
 from service.bootstrap import open_resources
+from service.devcerts import DevCertFiles, write_dev_certs
+from service.fileio import write_private
 from service.knowledge.embedder import Embedder
 from service.resources import Resources
 from service.settings import Settings, load_settings
-from service.tokens import TokenRecord, TokenStore, digest
+from service.tokens import TokenRecord, TokenStore, append_to_tokens_file, digest
 from service.transport.connection import ConnectionInfo, PeerCred, with_connection
 from tests.knowledge.conftest import CORPUS, embedder, index_dir, write_corpus
+from tests.support.process import PATINA, ServiceProcess, free_port, short_tmp_dir, uds_client
 
 __all__ = ["embedder"]
 
@@ -105,3 +113,96 @@ async def mcp_session(
 
 
 SessionFactory = Callable[..., AbstractAsyncContextManager[ClientSession]]
+
+
+# --- a real `patina serve` on its Unix socket and TLS port -------------------------------
+
+
+@dataclass
+class LiveService:
+    """A running service over the planted corpus, holding SECRETS, with one scry-only
+    token file (for TLS) and the dev CA."""
+
+    process: ServiceProcess
+    port: int
+    certs: DevCertFiles
+    scry_token_file: Path
+    full_token_file: Path
+
+    @property
+    def home(self) -> Path:
+        return self.process.home
+
+    @property
+    def url(self) -> str:
+        return f"https://localhost:{self.port}"
+
+    def texts_written(self) -> str:
+        """The service's log and every file it wrote (audit included)."""
+        parts = [self.process.log()]
+        for path in sorted((self.home / "data").rglob("*")):
+            if path.is_file() and path.suffix in {".jsonl", ".log", ".json", ".toml"}:
+                parts.append(path.read_text(errors="replace"))
+        return "\n".join(parts)
+
+
+@pytest.fixture(scope="session")
+def live(embedder: Embedder) -> Iterator[LiveService]:
+    """Started once for the MCP tests that need real sockets (it loads the model)."""
+    base = short_tmp_dir("mcp")
+    try:
+        corpus = write_corpus(base / "shop", PLANTED)
+        home = base / "home"
+        settings = load_settings(home=home, knowledge={"roots": [str(corpus)]})
+        index_dir(settings, embedder, corpus)
+        certs = write_dev_certs(base / "certs")
+        tokens_file = base / "tokens.toml"
+        append_to_tokens_file(tokens_file, "scry-only", SCRY_ONLY_TOKEN, ["scry"])
+        append_to_tokens_file(tokens_file, "full", FULL_TOKEN, ["scry", "index", "secrets"])
+        scry_token_file = base / "scry.token"
+        full_token_file = base / "full.token"
+        write_private(scry_token_file, f"{SCRY_ONLY_TOKEN}\n".encode())
+        write_private(full_token_file, f"{FULL_TOKEN}\n".encode())
+        port = free_port()
+        args = [
+            "--tcp",
+            f"127.0.0.1:{port}",
+            "--tls-cert",
+            str(certs.server),
+            "--tls-key",
+            str(certs.server_key),
+        ]
+        env = {
+            "PATINA_KNOWLEDGE__ENABLED": "true",
+            "PATINA_KNOWLEDGE__ROOTS": json.dumps([str(corpus)]),
+            "PATINA_TOKENS_FILE": str(tokens_file),
+        }
+        process = ServiceProcess(home=home, args=args, env=env).start(timeout=180)
+        try:
+            with uds_client(process.admin_socket) as admin:
+                pushed = admin.put("/admin/secrets", json={"secrets": SECRETS})
+            assert pushed.status_code == 200, pushed.text
+            yield LiveService(process, port, certs, scry_token_file, full_token_file)
+        finally:
+            process.kill()
+    finally:
+        shutil.rmtree(base, ignore_errors=True)
+
+
+def stdio_params(live: LiveService, *args: str, **env: str) -> StdioServerParameters:
+    """`patina mcp` as an agent spawns it, pointed at the live service's home."""
+    return StdioServerParameters(
+        command=PATINA, args=["mcp", *args], env={"PATINA_HOME": str(live.home), **env}
+    )
+
+
+@asynccontextmanager
+async def stdio_session(params: StdioServerParameters) -> AsyncIterator[ClientSession]:
+    """An initialized MCP session with a spawned `patina mcp` (its stderr kept apart)."""
+    with tempfile.TemporaryFile("w+") as errlog:
+        async with (
+            stdio_client(params, errlog=errlog) as (read, write),
+            ClientSession(read, write) as session,
+        ):
+            await session.initialize()
+            yield session

@@ -120,7 +120,7 @@ async def test_unknown_tool_is_a_protocol_error_naming_the_tools(resources: Reso
     assert "unknown tool" in str(raised.value)
     assert "scry, scry_detail" in str(raised.value)
     assert "secrets_dump" not in str(raised.value)
-    assert "patina mcp" in str(run_raised.value)
+    assert "secrets_run is off: only `patina mcp` (stdio" in str(run_raised.value)
 
 
 @pytest.mark.parametrize(
