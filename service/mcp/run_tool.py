@@ -26,6 +26,18 @@ from service.redaction.pump import pump
 from service.redaction.scrubber import Scrubber
 
 _READ = 1 << 16
+# The commands running now (process group ids), stopped with the server (stop_all).
+_running: set[int] = set()
+_running_lock = threading.Lock()
+
+
+def stop_all() -> None:
+    """Kill every command secrets_run is running (their whole process groups)."""
+    with _running_lock:
+        groups = list(_running)
+    for group in groups:
+        with contextlib.suppress(ProcessLookupError, PermissionError):
+            os.killpg(group, signal.SIGKILL)
 
 
 def run_command(
@@ -119,6 +131,8 @@ def _run(
     finally:
         os.close(out_w)
         os.close(err_w)
+    with _running_lock:
+        _running.add(child.pid)
     stopped = threading.Event()
 
     def stop() -> None:
@@ -152,6 +166,8 @@ def _run(
         if child.poll() is None:
             stop()
             child.wait()
+        with _running_lock:
+            _running.discard(child.pid)
     timed_out = stopped.is_set()
     return _Outcome(
         exit_code=None if timed_out else exit_status(returncode),

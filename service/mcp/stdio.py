@@ -7,8 +7,9 @@ the agent, as the agent's user). It ends when its stdin closes, and on SIGTERM o
 
 from __future__ import annotations
 
+import os
 import signal
-from typing import Any
+import sys
 
 import anyio
 
@@ -32,16 +33,30 @@ async def serve_stdio(target: Target, settings: McpSettings) -> None:
     server = build_server(backend_for, offered(run=settings.secrets_run))
     try:
         async with anyio.create_task_group() as group:
-            group.start_soon(_stop_on_signal, group.cancel_scope)
+            group.start_soon(_stop_on_signal, tools)
             async with stdio_server() as (read, write):
                 await server.run(read, write, server.create_initialization_options())
             group.cancel_scope.cancel()
     finally:
+        _stop_commands()
         tools.close()
 
 
-async def _stop_on_signal(scope: Any) -> None:
+async def _stop_on_signal(tools: RemoteTools) -> None:
     with anyio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
         async for _signum in signals:
-            scope.cancel()
-            return
+            _stop_commands()
+            tools.close()
+            sys.stderr.flush()
+            # The SDK reads stdin on a worker thread that no cancellation interrupts (it
+            # returns with a line or at EOF), and the interpreter would wait for it at exit:
+            # leave now. Nothing is lost: every answer was flushed as it was written, and
+            # the commands secrets_run started are stopped above.
+            os._exit(0)
+
+
+def _stop_commands() -> None:
+    if "service.mcp.run_tool" in sys.modules:
+        from service.mcp.run_tool import stop_all
+
+        stop_all()
