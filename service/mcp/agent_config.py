@@ -128,9 +128,12 @@ def _merge_toml(old: str, spec: AgentSpec, command: list[str]) -> str:
         end = next((i for i in range(start + 1, len(lines)) if _HEADER.match(lines[i])), len(lines))
         merged = "".join(lines[:start]) + table + ("\n" if end < len(lines) else "")
         merged += "".join(lines[end:])
-    parsed = tomllib.loads(merged)
+    try:
+        parsed = tomllib.loads(merged)
+    except tomllib.TOMLDecodeError:
+        parsed = {}
     if parsed.get("mcp_servers", {}).get(SERVER_NAME) != _toml_entry(command):
-        # A dotted key or inline table elsewhere also defines it: not ours to rewrite.
+        # A dotted key or an inline table elsewhere defines it too: not ours to rewrite.
         raise ConfigError(f"{header} is also defined another way in the file; edit it by hand")
     return merged
 
