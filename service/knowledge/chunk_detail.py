@@ -9,6 +9,7 @@ index's read pool, and its texts are scrubbed of the broker's values for the cal
 from __future__ import annotations
 
 import sqlite3
+from typing import Literal
 
 from service.cancel import Cancel
 from service.errors import NotFound
@@ -50,26 +51,9 @@ def read_chunk(conn: sqlite3.Connection, chunk_id: int, *, neighbours: int) -> C
     if row is None:
         return None
     document_id, start_line = row
-    before: list[int] = []
-    after: list[int] = []
-    if neighbours > 0:
-        # Ordered by (start_line, id): chunks of one file never share both.
-        before = [
-            found
-            for (found,) in conn.execute(
-                "SELECT id FROM chunks WHERE document_id = ? AND (start_line, id) < (?, ?) "
-                "ORDER BY start_line DESC, id DESC LIMIT ?",
-                (document_id, start_line, chunk_id, neighbours),
-            )
-        ][::-1]
-        after = [
-            found
-            for (found,) in conn.execute(
-                "SELECT id FROM chunks WHERE document_id = ? AND (start_line, id) > (?, ?) "
-                "ORDER BY start_line, id LIMIT ?",
-                (document_id, start_line, chunk_id, neighbours),
-            )
-        ]
+    position = (document_id, start_line, chunk_id, neighbours)
+    before = _neighbours(conn, "<", "DESC", position)[::-1] if neighbours > 0 else []
+    after = _neighbours(conn, ">", "ASC", position) if neighbours > 0 else []
     rows = fetch_chunks(conn, [chunk_id, *before, *after])
     if chunk_id not in rows:
         return None
@@ -78,6 +62,25 @@ def read_chunk(conn: sqlite3.Connection, chunk_id: int, *, neighbours: int) -> C
         before=[_view(rows[i]) for i in before if i in rows],
         after=[_view(rows[i]) for i in after if i in rows],
     )
+
+
+def _neighbours(
+    conn: sqlite3.Connection,
+    side: Literal["<", ">"],
+    order: Literal["ASC", "DESC"],
+    position: tuple[int, int, int, int],
+) -> list[int]:
+    """Ids of the nearest chunks of the same document on one `side` ("<" before, ">"
+    after) of the chunk, nearest first. Ordered by (start_line, id): chunks of one file
+    never share both. `side` and `order` are one of two constants each, never input."""
+    return [
+        found
+        for (found,) in conn.execute(
+            f"SELECT id FROM chunks WHERE document_id = ? AND (start_line, id) {side} (?, ?) "
+            f"ORDER BY start_line {order}, id {order} LIMIT ?",
+            position,
+        )
+    ]
 
 
 def scrub_detail(detail: ChunkDetail, scry: Scry, caller: Principal) -> ChunkDetail:

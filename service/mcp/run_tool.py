@@ -18,7 +18,14 @@ from dataclasses import dataclass, field
 
 import httpx
 
-from service.agent.run import RunError, ServiceSource, ServiceUnreachable, exit_status, plan_command
+from service.agent.run import (
+    RunError,
+    ServiceSource,
+    ServiceUnreachable,
+    exit_status,
+    plan_command,
+    start_piped,
+)
 from service.mcp.backend import RunOutcome, ToolError
 from service.mcp.catalogue import RunArgs
 from service.mcp.config import McpSettings
@@ -106,31 +113,14 @@ def _run(
     timeout: float,
     cap: int,
 ) -> _Outcome:
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
     try:
-        child = subprocess.Popen(
-            argv,
-            env=env,
-            cwd=cwd,
-            stdin=subprocess.DEVNULL,
-            stdout=out_w,
-            stderr=err_w,
-            close_fds=True,
-            # No controlling terminal (nothing written past the scrubber), and one process
-            # group to stop at the timeout, children included.
-            start_new_session=True,
+        # No controlling terminal (nothing written past the scrubber), and one process
+        # group to stop at the timeout, children included.
+        child, out_r, err_r = start_piped(
+            argv, env, scrubber, stdin=subprocess.DEVNULL, own_session=True, cwd=cwd
         )
-    except OSError as exc:
-        for fd in (out_r, err_r):
-            os.close(fd)
-        # argv[0] as given may hold a reference, never a value: the message is scrubbed
-        # all the same.
-        message = scrubber.scrub(f"cannot run the command: {exc.strerror}".encode())
-        raise ToolError(message.decode(errors="replace")) from None
-    finally:
-        os.close(out_w)
-        os.close(err_w)
+    except RunError as exc:
+        raise ToolError(str(exc)) from None
     with _running_lock:
         _running.add(child.pid)
     stopped = threading.Event()
