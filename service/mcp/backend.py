@@ -29,6 +29,7 @@ class RunOutcome:
     stdout_dropped: int  # bytes past the output cap
     stderr_dropped: int
     shown_as: list[str]  # the placeholders that stand for values in the output
+    not_scrubbed: list[str]  # placeholders of values too short to be scrubbed (a warning)
 
 
 class ToolBackend(Protocol):

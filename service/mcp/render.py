@@ -122,6 +122,9 @@ def run_answer(outcome: RunOutcome) -> types.CallToolResult:
     else:
         head = f"Exit code {outcome.exit_code}."
     lines = [head]
+    lines += [
+        f"warning: {name} is too short to be scrubbed from output" for name in outcome.not_scrubbed
+    ]
     for label, text, dropped in (
         ("stdout", stdout, outcome.stdout_dropped),
         ("stderr", stderr, outcome.stderr_dropped),
@@ -137,6 +140,7 @@ def run_answer(outcome: RunOutcome) -> types.CallToolResult:
         "stdout_dropped_bytes": outcome.stdout_dropped,
         "stderr_dropped_bytes": outcome.stderr_dropped,
         "secrets_shown_as": outcome.shown_as,
+        "secrets_not_scrubbed": outcome.not_scrubbed,
     }
     # A failed command is an answer, not a failed call: the model reads its output.
     return result("\n".join(lines), structured)

@@ -71,6 +71,7 @@ def run_command(
         stdout_dropped=outcome.stdout.dropped,
         stderr_dropped=outcome.stderr.dropped,
         shown_as=shown_as,
+        not_scrubbed=plan.too_short(),
     )
 
 

@@ -43,7 +43,7 @@ PLANTED = {
     "notes/ops.md": f"# Ops notes\n\nThe deploy key was pasted here: {TRIPWIRE}\n"
     f"and its base64 too: {TRIPWIRE_B64}\n",
 }
-SECRETS = {"DEPLOY_KEY": TRIPWIRE, "OTHER_KEY": "tw-mcp-other-51aa03d7c2"}
+SECRETS = {"DEPLOY_KEY": TRIPWIRE, "OTHER_KEY": "tw-mcp-other-51aa03d7c2", "PIN": "482"}
 OWNER = ConnectionInfo("uds", PeerCred(pid=7, uid=os.getuid(), gid=os.getgid()))
 TCP = ConnectionInfo("tcp")
 SCRY_ONLY_TOKEN = "pt_mcp-scry-only-0b7e44d1c9"

@@ -119,6 +119,9 @@ async def test_secrets_run_injects_and_scrubs_caps_and_stops_at_its_timeout(
             "secrets_run", {"command": ["true"], "env": ["TOKEN=NOT_THERE"]}
         )
         cannot = await session.call_tool("secrets_run", {"command": ["/nonexistent/tool"]})
+        short = await session.call_tool(
+            "secrets_run", {"command": ["true"], "env": ["PIN=PIN", "TOKEN=DEPLOY_KEY"]}
+        )
         value_in_env = await session.call_tool(
             "secrets_run", {"command": ["true"], "env": [f"TOKEN={TRIPWIRE}"]}
         )
@@ -139,6 +142,11 @@ async def test_secrets_run_injects_and_scrubs_caps_and_stops_at_its_timeout(
     assert "stopped at its timeout" in ok(stopped)
     assert "NOT_THERE" in failed(missing)
     assert "cannot run the command" in failed(cannot)
+    # A value too short to scrub is named (by its handle) in a warning, as `secrets run` does.
+    short_out = structured(short)
+    assert len(short_out["secrets_not_scrubbed"]) == 1
+    assert short_out["secrets_not_scrubbed"][0] in short_out["secrets_shown_as"]
+    assert "is too short to be scrubbed from output" in ok(short)
     assert "expected a secret name" in failed(value_in_env)
     for answer in (ran, by_reference, missing, cannot, value_in_env):
         dumped = answer.model_dump_json()
