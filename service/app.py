@@ -117,8 +117,10 @@ def create_app(resources: Resources) -> FastAPI:
     """The public API (public Unix socket and TLS TCP), with MCP at `/mcp` when served."""
     app = _api(title=NAME, routers=public_routers())
     if resources.mcp is not None:
-        # A plain ASGI route: MCP is JSON-RPC, outside the OpenAPI document.
-        app.router.routes.append(Route("/mcp", resources.mcp, methods=["GET", "POST", "DELETE"]))
+        # A plain ASGI route: MCP is JSON-RPC, outside the OpenAPI document. POST only: the
+        # endpoint is stateless, so it has no session to DELETE and no server-sent stream
+        # to GET (one would hold a connection open for nothing); both get 405.
+        app.router.routes.append(Route("/mcp", resources.mcp, methods=["POST"]))
     return _serving(app, resources, max_body=resources.settings.max_body_bytes)
 
 

@@ -250,3 +250,30 @@ async def test_no_tool_answer_or_error_carries_a_held_value(
     assert TRIPWIRE not in audit.read_text()
     assert "mint" in audit.read_text()  # minting over MCP is audited as over REST
     assert all(text_of(a) for a in answers)
+
+
+async def test_only_post_is_served_and_malformed_messages_echo_nothing(
+    resources: Resources,
+) -> None:
+    headers = {"Accept": "application/json, text/event-stream"}
+    bad_params = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "tools/call",
+        "params": {"name": "scry", "arguments": TRIPWIRE},
+    }
+    async with http_client(resources, OWNER, None) as client:
+        # Stateless: no server-sent stream to GET (it would hold a connection for nothing),
+        # no session to DELETE.
+        stream = await client.get("/mcp", headers=headers)
+        delete = await client.delete("/mcp", headers=headers)
+        garbled = await client.post(
+            "/mcp", content=b"{not json", headers={**headers, "Content-Type": "application/json"}
+        )
+        invalid = await client.post("/mcp", json=bad_params, headers=headers)
+    assert stream.status_code == delete.status_code == 405
+    assert stream.json() == {"error": "method not allowed"}
+    assert garbled.status_code == 400
+    assert garbled.json()["error"]["code"] == -32700
+    assert invalid.json()["error"]["code"] == -32602
+    assert TRIPWIRE not in invalid.text
