@@ -8,6 +8,7 @@ import json
 import re
 import signal
 import subprocess
+import time
 from pathlib import Path
 
 import pytest
@@ -174,8 +175,8 @@ async def test_no_stdio_answer_or_error_carries_a_held_value(live: LiveService) 
     assert TRIPWIRE not in live.texts_written()
 
 
-def _spawn(live: LiveService) -> subprocess.Popen[bytes]:
-    env = {"PATINA_HOME": str(live.home), "PATH": "/usr/bin:/bin"}
+def _spawn(live: LiveService, **extra: str) -> subprocess.Popen[bytes]:
+    env = {"PATINA_HOME": str(live.home), "PATH": "/usr/bin:/bin", **extra}
     return subprocess.Popen(
         [PATINA, "mcp"],
         env=env,
@@ -222,3 +223,46 @@ def test_the_stdio_server_exits_cleanly_on_sigterm(live: LiveService) -> None:
         _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
     assert b"Traceback" not in err
+
+
+def test_sigterm_also_stops_a_command_secrets_run_is_running(
+    live: LiveService, tmp_path: Path
+) -> None:
+    pid_file = tmp_path / "child.pid"
+    call = {
+        "jsonrpc": "2.0",
+        "id": 2,
+        "method": "tools/call",
+        "params": {
+            "name": "secrets_run",
+            "arguments": {"command": ["sh", "-c", f"echo $$ > {pid_file}; exec sleep 120"]},
+        },
+    }
+    with _spawn(live, PATINA_MCP__SECRETS_RUN="true") as proc:
+        _initialize(proc)
+        assert proc.stdin is not None
+        initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
+        for message in (initialized, call):
+            proc.stdin.write((json.dumps(message) + "\n").encode())
+        proc.stdin.flush()
+        deadline = time.monotonic() + 20
+        while not pid_file.exists() or not pid_file.read_text().strip():
+            assert time.monotonic() < deadline, "the command never started"
+            time.sleep(0.05)
+        child = int(pid_file.read_text())
+        proc.send_signal(signal.SIGTERM)
+        assert proc.wait(timeout=20) == 0
+        proc.communicate(timeout=20)
+    # The command's process is gone (killed, and reaped by init once we exited).
+    deadline = time.monotonic() + 10
+    while _alive(child):
+        assert time.monotonic() < deadline, "the command outlived the server"
+        time.sleep(0.05)
+
+
+def _alive(pid: int) -> bool:
+    try:
+        status = Path(f"/proc/{pid}/stat").read_text()
+    except FileNotFoundError:
+        return False
+    return status.split(") ", 1)[1][0] != "Z"  # a zombie has ended
