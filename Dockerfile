@@ -44,17 +44,20 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
 # * the Hugging Face Hub client and its HTTP stack, which `tokenizers` requires only for
 #   `from_pretrained` downloads: without it the image cannot fetch a model even by mistake;
 # * numpy's compiler front-end (f2py) and C headers, test suites and the model-conversion
-#   tooling that some wheels carry;
+#   tooling that some wheels carry, and onnx's backend conformance suite (17 MB of test models;
+#   the int8 quantiser needs only onnx itself, its reference evaluator and the graph helpers
+#   of onnxruntime.transformers, not that package's per-architecture model code);
 # * debug symbols of extension modules (uvloop alone drops from 13 MB to 2 MB). The libraries
 #   vendored by auditwheel (*.libs/) are left alone: they were rewritten by patchelf.
 RUN "$VIRTUAL_ENV/bin/pip" uninstall --yes huggingface-hub hf-xet fsspec tqdm filelock pyyaml \
         httpx2 httpcore2 truststore \
  && site="$("$VIRTUAL_ENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && rm -rf "$site"/numpy/*/tests "$site"/numpy/tests "$site"/numpy/f2py "$site"/numpy/_core/include \
-           "$site"/onnxruntime/transformers "$site"/onnxruntime/tools "$site"/onnxruntime/datasets \
+           "$site"/onnx/backend/test \
+           "$site"/onnxruntime/transformers/models "$site"/onnxruntime/tools "$site"/onnxruntime/datasets \
  && find "$VIRTUAL_ENV" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.h' \) -delete \
  && find "$site" -name '*.so' -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
- && "$VIRTUAL_ENV/bin/python" -c 'import numpy, onnxruntime, tokenizers, uvloop, httptools, cryptography.hazmat.bindings._rust, pyrage'
+ && "$VIRTUAL_ENV/bin/python" -c 'import numpy, onnxruntime, tokenizers, uvloop, httptools, cryptography.hazmat.bindings._rust, pyrage, onnxruntime.quantization'
 
 # The project itself: build its wheel, then install that wheel (not the source tree). Its
 # dependencies are already there, under the same pins; --no-deps keeps pip from putting back
@@ -73,7 +76,10 @@ FROM ${BASE_IMAGE} AS rootfs
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 
 # The system pip/setuptools (Debian's packages or the official image's), documentation other
-# than licences, translations and caches: ~75 MB of a Debian base.
+# than licences, translations and caches: ~75 MB of a Debian base. Also the parts of the
+# standard library a server never imports (its regression tests, 2to3, pydoc's topic pages) and
+# the wheels kept for `python -m venv` to seed pip with, and glibc's iconv converters (Python
+# decodes text with its own codecs).
 RUN if dpkg-query --show python3-pip >/dev/null 2>&1; then \
       dpkg --purge python3-pip python3-setuptools python3-wheel python3-pkg-resources; \
     else \
@@ -81,7 +87,12 @@ RUN if dpkg-query --show python3-pip >/dev/null 2>&1; then \
     fi \
  && find /usr/share/doc -mindepth 1 -not -type d -not -name copyright -delete \
  && rm -rf /usr/share/man/* /usr/share/info/* /usr/share/locale/* /var/cache/* \
-           /var/lib/apt/lists/* /root/.cache
+           /var/lib/apt/lists/* /root/.cache \
+ && rm -rf /usr/share/python-wheels /usr/lib/x86_64-linux-gnu/gconv \
+ && for stdlib in /usr/lib/python3.11 /usr/local/lib/python3.11; do \
+      rm -rf "$stdlib"/test "$stdlib"/lib2to3 "$stdlib"/pydoc_data "$stdlib"/ensurepip \
+             "$stdlib"/idlelib "$stdlib"/tkinter "$stdlib"/turtledemo; \
+    done
 
 # The health probe (standard library only: cheap enough to run every few seconds).
 COPY scripts/container-healthcheck.py /usr/local/bin/patina-healthcheck
