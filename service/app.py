@@ -13,7 +13,7 @@ from fastapi import APIRouter, FastAPI
 from fastapi.exceptions import RequestValidationError
 from fastapi.routing import APIRoute
 from starlette.exceptions import HTTPException as StarletteHTTPException
-from starlette.routing import BaseRoute
+from starlette.routing import BaseRoute, Route
 from starlette.types import ASGIApp, Receive, Scope, Send
 
 from service import NAME, __version__
@@ -21,6 +21,7 @@ from service.http import core_routes
 from service.http.error_handlers import http_exception_handler, validation_exception_handler
 from service.http.hardening import HardeningMiddleware
 from service.http.wire import error_body, json_headers, with_security_headers
+from service.knowledge import detail_routes
 from service.knowledge import routes as knowledge_routes
 from service.resources import Resources
 from service.secrets import admin_routes as secrets_admin_routes
@@ -102,6 +103,7 @@ def public_routers() -> list[APIRouter]:
         handles_routes.router,
         secrets_routes.router,
         knowledge_routes.router,
+        detail_routes.router,
         core_routes.router,
     ]
 
@@ -112,8 +114,13 @@ def admin_routers() -> list[APIRouter]:
 
 
 def create_app(resources: Resources) -> FastAPI:
-    """The public API (public Unix socket and TLS TCP)."""
+    """The public API (public Unix socket and TLS TCP), with MCP at `/mcp` when served."""
     app = _api(title=NAME, routers=public_routers())
+    if resources.mcp is not None:
+        # A plain ASGI route: MCP is JSON-RPC, outside the OpenAPI document. POST only: the
+        # endpoint is stateless, so it has no session to DELETE and no server-sent stream
+        # to GET (one would hold a connection open for nothing); both get 405.
+        app.router.routes.append(Route("/mcp", resources.mcp, methods=["POST"]))
     return _serving(app, resources, max_body=resources.settings.max_body_bytes)
 
 

@@ -16,6 +16,7 @@ from typing import TYPE_CHECKING
 
 from service.knowledge.scry import Scry
 from service.knowledge.service import KnowledgeService, open_knowledge
+from service.mcp.http import open_mcp_endpoint
 from service.metrics import Metrics
 from service.mother.federation import open_federation
 from service.query_runner import QueryRunner
@@ -45,6 +46,7 @@ async def open_resources(
     `clock` (monotonic seconds) times the session cache and handle TTLs."""
     started_at = time.monotonic()
     metrics = Metrics()
+    tokens = tokens or TokenStore()
     async with AsyncExitStack() as stack:
         queries = QueryRunner(
             slots=settings.max_concurrent_queries,
@@ -75,10 +77,17 @@ async def open_resources(
             max_limit=settings.max_limit,
             scrubber=broker.answers,
         )
+        mcp = None
+        if settings.mcp.http_enabled:
+            mcp = await stack.enter_async_context(
+                open_mcp_endpoint(
+                    scry=scry, broker=broker, tokens=tokens, max_body=settings.max_body_bytes
+                )
+            )
         yield Resources(
             settings=settings,
             metrics=metrics,
-            tokens=tokens or TokenStore(),
+            tokens=tokens,
             queries=queries,
             broker=broker,
             federation=federation,
@@ -88,6 +97,7 @@ async def open_resources(
             started_at=started_at,
             peer_rejected_hooks=(_audit_refusals(broker),),
             sighup_hooks=(broker.reload_policy,),
+            mcp=mcp,
         )
 
 

@@ -114,3 +114,5 @@ def configure_logging(fmt: str = "text", level: str = "info") -> None:
     # uvicorn's own access log would duplicate ours (and print raw paths with queries).
     logging.getLogger("uvicorn.access").disabled = True
     logging.getLogger("uvicorn.error").setLevel(max(logging.INFO, root.level))
+    # The MCP SDK logs each stateless request's session at INFO; our access line says it.
+    logging.getLogger("mcp").setLevel(max(logging.WARNING, root.level))

@@ -15,6 +15,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from starlette.types import ASGIApp
+
 if TYPE_CHECKING:
     from service.knowledge.scry import Scry
     from service.knowledge.service import KnowledgeService
@@ -49,6 +51,8 @@ class Resources:
     peer_rejected_hooks: tuple[PeerRejectedHook, ...] = ()
     # Called on SIGHUP (the secrets policy reloads here).
     sighup_hooks: tuple[Callable[[], None], ...] = ()
+    # The MCP endpoint (`/mcp`) of the public app, when it is served.
+    mcp: ASGIApp | None = None
 
     @property
     def uptime_secs(self) -> float:

@@ -20,6 +20,7 @@ from pydantic_settings import (
 )
 
 from service.knowledge.config import KnowledgeSettings
+from service.mcp.config import McpSettings
 from service.mother.config import MotherNode
 from service.secrets.config import SecretsSettings
 from service.secrets.remo_config import RemoSettings
@@ -138,6 +139,7 @@ class Settings(BaseSettings):
     secrets: SecretsSettings = Field(default_factory=SecretsSettings)
     remo: RemoSettings = Field(default_factory=RemoSettings)
     mothers: list[MotherNode] = Field(default_factory=list)
+    mcp: McpSettings = Field(default_factory=McpSettings)
 
     @field_validator("tcp", "metrics_listen", mode="before")
     @classmethod

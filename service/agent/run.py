@@ -333,31 +333,15 @@ def run_scrubbed(
     stdin follows (the ssh variant sends secrets that way). `own_session`: the child gets a
     session without a controlling terminal (see the module docstring); ssh keeps ours for
     its own prompts, and gives the remote command no terminal (`-T`)."""
-    out_r, out_w = os.pipe()
-    err_r, err_w = os.pipe()
     terminal = _read_only_terminal() if own_session and stdin_data is None else None
     stdin: int | None = subprocess.PIPE if stdin_data is not None else terminal
     try:
-        child = subprocess.Popen(
-            list(argv),
-            env=dict(env),
-            stdin=stdin,
-            stdout=out_w,
-            stderr=err_w,
-            close_fds=True,
-            start_new_session=own_session,
+        child, out_r, err_r = start_piped(
+            argv, env, scrubber, stdin=stdin, own_session=own_session, shown=shown
         )
-    except OSError as exc:
-        for fd in (out_r, err_r):
-            os.close(fd)
-        name = shown if shown is not None else "the command"
-        # `shown` holds references, not values; scrubbed all the same.
-        message = scrubber.scrub(f"cannot run {name}: {exc.strerror}".encode())
-        raise RunError(message.decode(errors="replace")) from None
     finally:
-        for end in (out_w, err_w, terminal):
-            if end is not None:
-                os.close(end)
+        if terminal is not None:
+            os.close(terminal)
     previous = _forward_signals(child, own_session=own_session)
     if stdin_data is not None:
         assert child.stdin is not None
@@ -372,6 +356,45 @@ def run_scrubbed(
         for signum, handler in previous.items():
             signal.signal(signum, handler)
     return exit_status(returncode)
+
+
+def start_piped(
+    argv: Sequence[str],
+    env: Mapping[str, str],
+    scrubber: Scrubber,
+    *,
+    stdin: int | None,
+    own_session: bool,
+    shown: str | None = None,
+    cwd: str | None = None,
+) -> tuple[subprocess.Popen[bytes], int, int]:
+    """Start `argv` with its stdout and stderr on new pipes, and return it with their read
+    ends (for the scrubber). RunError, scrubbed, when it cannot start: `shown` names the
+    command in that error (argv[0] may hold a value)."""
+    out_r, out_w = os.pipe()
+    err_r, err_w = os.pipe()
+    try:
+        child = subprocess.Popen(
+            list(argv),
+            env=dict(env),
+            cwd=cwd,
+            stdin=stdin,
+            stdout=out_w,
+            stderr=err_w,
+            close_fds=True,
+            start_new_session=own_session,
+        )
+    except OSError as exc:
+        for fd in (out_r, err_r):
+            os.close(fd)
+        name = shown if shown is not None else "the command"
+        # `shown` holds references, not values; scrubbed all the same.
+        message = scrubber.scrub(f"cannot run {name}: {exc.strerror}".encode())
+        raise RunError(message.decode(errors="replace")) from None
+    finally:
+        os.close(out_w)
+        os.close(err_w)
+    return child, out_r, err_r
 
 
 def _feed_stdin(pipe: IO[bytes], data: bytes) -> None:

@@ -2,53 +2,76 @@
 
 from __future__ import annotations
 
+import sys
+
 import typer
 
-from service.cli import (
-    audit,
-    health,
-    knowledge,
-    openapi_cmd,
-    secrets_cmd,
-    serve,
-    settings_cmd,
-    sidecar,
-    tls,
-    tokens,
-)
 from service.socket_peer import WrongPeer
 
-app = typer.Typer(
-    name="patina",
-    help="patina-serve: project search and an agent-safe secrets broker.",
-    no_args_is_help=True,
-    add_completion=False,
-    pretty_exceptions_enable=False,
-)
+HELP = "patina-serve: project search and an agent-safe secrets broker."
 
 
-@app.callback()
-def _root() -> None:
-    """patina-serve: project search and an agent-safe secrets broker."""
+def new_app() -> typer.Typer:
+    """An empty `patina` command, for the modules to add theirs to."""
+    return typer.Typer(
+        name="patina",
+        help=HELP,
+        no_args_is_help=True,
+        add_completion=False,
+        pretty_exceptions_enable=False,
+    )
 
 
-# Each module adds its commands; one line per module keeps this file the index of the CLI.
-for module in (
-    serve,
-    health,
-    tokens,
-    tls,
-    openapi_cmd,
-    settings_cmd,
-    sidecar,
-    audit,
-    secrets_cmd,
-    knowledge,
-):
-    module.register(app)
+def build_app() -> typer.Typer:
+    """The whole `patina` command."""
+    from service.cli import (
+        audit,
+        health,
+        knowledge,
+        mcp_cmd,
+        openapi_cmd,
+        secrets_cmd,
+        serve,
+        settings_cmd,
+        sidecar,
+        tls,
+        tokens,
+    )
+
+    app = new_app()
+
+    @app.callback()
+    def _root() -> None:
+        """patina-serve: project search and an agent-safe secrets broker."""
+
+    # Each module adds its commands; one line per module keeps this the index of the CLI.
+    for module in (
+        serve,
+        health,
+        tokens,
+        tls,
+        openapi_cmd,
+        settings_cmd,
+        sidecar,
+        audit,
+        secrets_cmd,
+        knowledge,
+        mcp_cmd,
+    ):
+        module.register(app)
+    return app
 
 
 def main() -> None:
+    if sys.argv[1:2] == ["mcp"]:
+        # An agent spawns `patina mcp` for every session, so its start-up counts: only its
+        # own module is loaded (the others bring numpy, rich and the vault with them).
+        from service.cli import mcp_cmd
+
+        app = new_app()
+        mcp_cmd.register(app)
+    else:
+        app = build_app()
     try:
         app()
     except WrongPeer as exc:

@@ -13,7 +13,7 @@ from pydantic_core import PydanticUndefined
 
 from service.settings import Settings
 
-NESTED = ("knowledge", "secrets")
+NESTED = ("knowledge", "secrets", "mcp")
 DERIVED_DEFAULTS = {
     "home": "`~/.patina`",
     "allowed_uids": "own uid",

@@ -101,13 +101,13 @@ class Scry:
 def scrub_answer(answer: ScryResponse, scrubber: TextScrubber, caller: Principal) -> ScryResponse:
     """The answer with every free text (each result's fields, each node's error) scrubbed
     for `caller`; the answer itself when nothing in it holds a value."""
-    texts = [text for result in answer.results for text in _texts(result)]
+    texts = [text for result in answer.results for text in model_texts(result)]
     texts += [status.error for status in answer.nodes or () if status.error]
     scrubbed = scrubber.scrub(texts, caller)
     if scrubbed is texts:
         return answer
     replacements = iter(scrubbed)
-    results = [_with_texts(result, replacements) for result in answer.results]
+    results = [with_model_texts(result, replacements) for result in answer.results]
     nodes = answer.nodes and [
         status.model_copy(update={"error": next(replacements)}) if status.error else status
         for status in answer.nodes
@@ -142,10 +142,11 @@ def _result(hit: Hit) -> ScryResult:
         end_line=chunk.end_line,
         kind=chunk.kind,
         modes=list(hit.modes),
+        symbols=list(chunk.symbols),
     )
 
 
-def _texts(model: BaseModel) -> list[str]:
+def model_texts(model: BaseModel) -> list[str]:
     """Every string of a model's fields, lists of strings included, in field order (so a
     field added later, such as a snippet, is scrubbed too)."""
     out: list[str] = []
@@ -157,8 +158,8 @@ def _texts(model: BaseModel) -> list[str]:
     return out
 
 
-def _with_texts(model: M, texts: Iterator[str]) -> M:
-    """`model` with its strings, in `_texts` order, taken from `texts`."""
+def with_model_texts(model: M, texts: Iterator[str]) -> M:
+    """`model` with its strings, in `model_texts` order, taken from `texts`."""
     update: dict[str, object] = {}
     for name, value in model:
         if isinstance(value, str):

@@ -1,5 +1,5 @@
 """The scry request and answer as they travel: over HTTP (routes, the CLI, mother nodes)
-and, later, MCP. Pydantic models only, so a client can build and read them without
+and MCP. Pydantic models only, so a client can build and read them without
 loading numpy or the model runtime.
 """
 
@@ -92,6 +92,9 @@ class ScryResult(BaseModel):
     end_line: int
     kind: str
     modes: list[str] = Field(description="Which searches found it: lexical, semantic.")
+    symbols: list[str] = Field(
+        default_factory=list, description="What the chunk defines (functions, classes, ...)."
+    )
     node: str | None = Field(None, description="Federated scry: the node that found it.")
 
 

@@ -17,31 +17,13 @@ from service.errors import BadRequest, error_responses
 from service.http.routers import api_router
 from service.secrets.broker import Resolution
 from service.secrets.deps import SecretsAccess
+from service.secrets.handle_models import HandleInfo, MintRequest
 from service.secrets.handles import HandleRecord, handle_id_of
 
 # Each route takes SecretsAccess (the `secrets` scope) itself, as in secrets/routes.py.
 router = api_router(tags=["secret handles"], responses=error_responses(401, 403))
 
 MAX_RESOLVE = 256
-
-
-class MintRequest(BaseModel):
-    """Which secret the handle stands for and how long it lives."""
-
-    name: str = Field(description="Secret name the caller may read.", examples=["GITHUB_TOKEN"])
-    ttl_secs: int | None = Field(
-        None, ge=1, description="Lifetime (default secrets.handle_default_ttl_secs, capped)."
-    )
-    uses: int | None = Field(None, ge=1, description="Resolutions allowed; unlimited if unset.")
-
-
-class HandleInfo(BaseModel):
-    """A handle as its owner sees it (never a value)."""
-
-    handle: str = Field(examples=["<secret:3f9a0c1d2e4b5a6978877665544332211>"])
-    name: str
-    expires_at: str = Field(description="UTC, ISO 8601.")
-    uses_left: int | None = Field(description="Remaining resolutions; null when unlimited.")
 
 
 class HandleList(BaseModel):

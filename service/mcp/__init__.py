@@ -1,0 +1,1 @@
+"""MCP tools: one catalogue served over stdio (`patina mcp`) and Streamable HTTP (`/mcp`)."""
