@@ -204,6 +204,7 @@ _IS_HEX = _table(_HEX_DIGITS)
 _IS_OCTAL = _table(_OCTAL)
 _IS_BLANK = _table(b" \t")
 _IS_END = _table(b"\r\n")
+_IS_HEX_OR_BLANK = _table(_HEX_DIGITS + b" \t")
 
 
 def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
@@ -229,7 +230,10 @@ def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
 
     # Every dump line begins with four hex digits ("hh hh", "hhhh", an offset, "0xhh": a
     # hex digit, a hex digit or x, a hex digit or separator, a hex digit), or with blanks.
-    first = column(starts, 0)
+    # Ordinary lines are dropped in one pass over the first bytes of all lines (a line
+    # start is never past the end: each begins before the last line feed).
+    starts = starts[_IS_HEX_OR_BLANK[arr[starts]]]
+    first = arr[starts]
     indented = starts[_IS_BLANK[first]]
     rest = starts[_IS_HEX[first]]
     second = column(rest, 1)

@@ -31,7 +31,7 @@ import numpy.typing as npt
 from service.redaction.dumps import dump_segments, may_become_dump_line
 from service.redaction.engines import Engine, Finder, build_engine
 from service.redaction.forms import Form
-from service.redaction.nearby import as_is_regions
+from service.redaction.nearby import as_is_regions, text_bytes_before
 from service.redaction.views import Escapes, TextView, partial_escape_start, remove_breaks
 
 # Bytes of a form the engine searches; the rest is compared at a hit. Long enough that a
@@ -196,13 +196,16 @@ class Search(NamedTuple):
 def _as_is_keys(
     forms: FormSet,
     find: Finder,
-    window: bytes,
     escapes: Escapes,
     breaks: npt.NDArray[np.int64],
+    *,
+    final: bool,
 ) -> list[int] | None:
-    """The anchor hits of the as-is text view (window[:len(escapes.source)] without line
-    breaks) near the escapes, as `FormSet.scan` keys of that view; None when the regions
-    near the escapes are most of the read (searching all of it is then cheaper)."""
+    """The anchor hits of the as-is text view (escapes.source without line breaks) near
+    the escapes, as `FormSet.scan` keys of that view: [] when the view adds nothing to
+    the decoded view (no hit, and the end, where a held part may begin, is far from every
+    escape); None when the regions near the escapes are most of the read (searching all
+    of it is then cheaper)."""
     source = escapes.source
     regions = as_is_regions(
         source,
@@ -212,6 +215,10 @@ def _as_is_keys(
         anchor=forms.max_anchor,
     )
     if sum(last - first for first, last in regions) * 2 > len(source):
+        return None
+    if not final and regions[-1][1] > text_bytes_before(source, len(source), ANCHOR - 1):
+        # The suffixes that may begin a form (FormSet.scan) reach into a region: let the
+        # view look at its end itself.
         return None
     pieces = [remove_breaks(source[first:last]) for first, last in regions]
     firsts = list(accumulate(map(len, pieces), initial=0))
@@ -311,15 +318,17 @@ def analyze(
             escapes = escapes.cut(partial)
             hold = partial
     sources = [escapes]
+    texts = [remove_breaks(escapes.text)]
+    scanned = [forms.scan(texts[0], find, final=final)]
     if escapes.count:
         # The output as it is, too: a `%`, `\\` or `&` just before a value can turn its
         # first characters into an escape ("%73 6b 5f" is "s 6b 5f" decoded).
-        sources.append(Escapes.none(window, len(escapes.source)))
-    texts = [remove_breaks(source.text) for source in sources]
-    scanned = [forms.scan(texts[0], find, final=final)]
-    if escapes.count:
-        keys = _as_is_keys(forms, find, window, escapes, breaks) if search.nearby else None
-        scanned.append(forms.scan(texts[1], find, final=final, keys=keys))
+        keys = _as_is_keys(forms, find, escapes, breaks, final=final) if search.nearby else None
+        if keys != []:
+            as_is = Escapes.none(window, len(escapes.source))
+            sources.append(as_is)
+            texts.append(remove_breaks(as_is.text))
+            scanned.append(forms.scan(texts[1], find, final=final, keys=keys))
     if search.pool is not None:
         candidates, dump_hold = dumps.result()
     else:

@@ -33,7 +33,7 @@ from collections.abc import Sequence
 _LINES_AFTER = 2
 
 
-def _back(window: bytes, end: int, text_bytes: int) -> int:
+def text_bytes_before(window: bytes, end: int, text_bytes: int) -> int:
     """The greatest start <= end with at least `text_bytes` bytes other than line breaks
     in window[start:end], or 0."""
     start = end
@@ -75,7 +75,7 @@ def as_is_regions(
             # Same line as the escape before: its region already reaches as far.
             continue
         line_start = window.rfind(b"\n", 0, start) + 1
-        first = _back(window, line_start, reach)
+        first = text_bytes_before(window, line_start, reach)
         line_end = window.find(b"\n", end)
         stop = size if line_end < 0 else line_end + 1
         line_end = stop

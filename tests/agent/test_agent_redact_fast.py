@@ -91,11 +91,13 @@ def printed_near_escapes(draw: st.DrawFn, value: bytes) -> bytes:
 def streams(draw: st.DrawFn) -> tuple[list[tuple[bytes, bytes]], bytes, list[int]]:
     values = draw(st.lists(VALUES, min_size=1, max_size=3))
     secrets = [(f"<p{i}>".encode(), value) for i, value in enumerate(values)]
-    # Plain lines first: the regions near the escapes stay a small part of the text.
+    # Plain lines first and last: the regions near the escapes stay a small part of the
+    # text, and away from its end.
     parts = [PLAIN, draw(filler()), b"note %41 &amp; \\n here\n"]
     for _ in range(draw(st.integers(min_value=1, max_value=4))):
         parts.append(draw(printed_near_escapes(draw(st.sampled_from(values)))))
         parts.append(draw(filler()))
+    parts.append(PLAIN)
     cuts = draw(st.lists(st.integers(min_value=0, max_value=50_000), max_size=4))
     return secrets, b"".join(parts), cuts
 
@@ -153,6 +155,20 @@ def test_a_value_the_output_after_it_turns_into_an_escape_is_found_lines_before(
         scrubber = Scrubber(secrets, engine=engine)
         assert _scrub(scrubber, [text], nearby=True) == expected, engine
         assert _scrub(scrubber, _pieces(text, [len(PLAIN) + 30]), nearby=True) == expected
+
+
+def test_a_read_ending_in_a_value_an_escape_swallows_holds_it_back() -> None:
+    # "%41…" decodes to "A…": only the as-is view sees the value's beginning at the end of
+    # the read, and must hold it back for the rest.
+    value = b"41" + b"qrstuvwxyz" * 4
+    text = PLAIN + b"x%" + value + b"\n" + PLAIN
+    secrets = [(b"<v>", value)]
+    expected = reference_scrub(secrets, text)
+    assert b"x%<v>" in expected
+    cut = len(PLAIN) + 2 + 12
+    for engine in available_engines():
+        scrubber = Scrubber(secrets, engine=engine)
+        assert _scrub(scrubber, [text[:cut], text[cut:]], nearby=True) == expected, engine
 
 
 def test_a_read_full_of_escapes_is_searched_whole() -> None:
