@@ -30,13 +30,15 @@ import numpy.typing as npt
 
 from service.redaction.dumps import dump_segments, may_become_dump_line
 from service.redaction.engines import Engine, Finder, build_engine
-from service.redaction.forms import Form
+from service.redaction.forms import MIN_FORM_LEN, Form
 from service.redaction.nearby import as_is_regions, text_bytes_before
 from service.redaction.views import Escapes, TextView, partial_escape_start, remove_breaks
 
 # Bytes of a form the engine searches; the rest is compared at a hit. Long enough that a
 # hit is rare in ordinary output, short enough that the engine's tables stay small.
 ANCHOR = 32
+# Length of the anchor beginnings kept in a set (MIN_FORM_LEN: no anchor is shorter).
+_HEAD = MIN_FORM_LEN
 # Bytes that begin an escape (views.py): where the as-is view can differ from the decoded.
 _INTRODUCERS = (b"%", b"\\", b"&")
 
@@ -95,6 +97,9 @@ class FormSet:
         self._sorted = sorted(self.anchors)
         self._extends = [extends[anchor] for anchor in self._sorted]
         self._exacts_sorted = sorted({e for e in exacts if e is not None})
+        # The anchors' first bytes (every form is at least that long): a suffix that
+        # begins otherwise begins no form, found without a binary search.
+        self._heads = {anchor[:_HEAD] for anchor in self.anchors}
         self.max_anchor = max((len(a) for a in self.anchors), default=0)
         self.engine: Engine = build_engine(self.anchors, engine)
 
@@ -141,9 +146,13 @@ class FormSet:
                 elif not final and view[start:] == text[: size - start]:
                     pending.append((start, index))
         if not final:
+            heads = self._heads
             for length in range(min(ANCHOR - 1, size), 0, -1):
-                if self.begins_form(view[size - length :]):
-                    pending.append((size - length, -1))
+                start = size - length
+                if length >= _HEAD and view[start : start + _HEAD] not in heads:
+                    continue
+                if self.begins_form(view[start:]):
+                    pending.append((start, -1))
             pending.sort()
         return complete, pending
 
