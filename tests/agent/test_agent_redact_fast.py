@@ -1,11 +1,14 @@
 """The scrubber's fast paths give the output of its plain paths: the as-is view searched
 only near escapes (nearby.py) finds what searching all of it finds, on inputs built so
 that escapes sit next to values, inside them, in the lines around wrapped blobs, and far
-from them (the regions must then be a small part of the read, or the plain path runs)."""
+from them (the regions must then be a small part of the read, or the plain path runs).
+Output that is ready at once is read in larger windows, and a read never waits for more."""
 
 from __future__ import annotations
 
 import base64
+import os
+import select
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -15,7 +18,7 @@ from service.redaction import match
 from service.redaction.engines import available_engines
 from service.redaction.match import Search
 from service.redaction.nearby import as_is_regions
-from service.redaction.scrubber import Scrubber, ScrubStream
+from service.redaction.scrubber import Scrubber, ScrubStream, read_ready
 from tests.agent.redact_reference import reference_scrub
 
 PLAIN = b"".join(b"line %04d of ordinary output, nothing to see\n" % n for n in range(400))
@@ -201,3 +204,29 @@ def test_regions_cover_the_escape_line_the_reach_before_and_the_lines_after() ->
     # The escape's line, the two after it, and 5 text bytes of the next one.
     after = window.index(lines[6]) + len(lines[6]) + 1
     assert last == after + 5
+
+
+def test_output_ready_at_once_is_read_in_one_window_and_a_read_never_waits() -> None:
+    read_end, write_end = os.pipe()
+    poller = select.poll()
+    poller.register(read_end, select.POLLIN)
+    try:
+        os.write(write_end, b"a" * 1000 + b"b" * 1000 + b"c" * 1000 + b"d" * 700)
+        # Chunks while the pipe has more, up to the limit.
+        assert read_ready(read_end, 1000, poller, limit=2500) == (
+            b"a" * 1000 + b"b" * 1000 + b"c" * 1000
+        )
+        # A short read ends the window at once (the writer is still open: no waiting).
+        assert read_ready(read_end, 1000, poller, limit=2500) == b"d" * 700
+        os.write(write_end, b"e" * 1000)
+        # A full chunk and nothing more ready: no waiting for more either.
+        assert read_ready(read_end, 1000, poller, limit=2500) == b"e" * 1000
+        os.write(write_end, b"f" * 1500)
+        os.close(write_end)
+        write_end = -1
+        assert read_ready(read_end, 1000, poller, limit=2500) == b"f" * 1500
+        assert read_ready(read_end, 1000, poller, limit=2500) == b""
+    finally:
+        os.close(read_end)
+        if write_end >= 0:
+            os.close(write_end)
