@@ -39,7 +39,7 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
-# A read takes up to this much output that is ready at once (read_ready).
+# A read takes up to this much output that is ready at once (read_ready), unless told.
 _GATHER = 4 << 20
 # Reads at least this long are searched in two halves at once (engines release the GIL).
 _SPLIT = 1 << 18
@@ -84,6 +84,11 @@ class Scrubber:
     def empty(self) -> bool:
         """True when no value is long enough to be scrubbed."""
         return not self._forms.texts
+
+    @property
+    def read_window(self) -> int:
+        """The most output worth taking in one read (the engine's window)."""
+        return self._forms.engine.window
 
     @property
     def engine(self) -> str:
@@ -334,6 +339,7 @@ def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK
     poller.register(in_fd, select.POLLIN)
     with scrubber.parallel_search() as search:
         stream = ScrubStream(scrubber, search)
-        while data := read_ready(in_fd, chunk, poller):
+        limit = max(chunk, scrubber.read_window)
+        while data := read_ready(in_fd, chunk, poller, limit=limit):
             write_pieces(out_fd, stream.feed_pieces(data))
         write_pieces(out_fd, stream.finish_pieces())
