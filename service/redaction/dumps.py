@@ -34,6 +34,9 @@ _OCTAL = b"01234567"
 # od -c line of a run of spaces starts with four per space).
 _LOOK = 16
 _MAX_INDENT = 64
+# How far past a line's start the detector reads: the indent, a cell's lead and the byte
+# after it, or _LOOK bytes.
+_REACH = max(_MAX_INDENT + 2, _LOOK)
 
 _HEX_A = re.compile(
     rb"(?P<lead>[ \t]*)(?P<off>[0-9A-Fa-f]{7,8}(?:: ?| {1,2}))?"
@@ -204,6 +207,7 @@ _IS_HEX = _table(_HEX_DIGITS)
 _IS_OCTAL = _table(_OCTAL)
 _IS_BLANK = _table(b" \t")
 _IS_END = _table(b"\r\n")
+_IS_HEX_OR_BLANK = _table(_HEX_DIGITS + b" \t")
 
 
 def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
@@ -216,20 +220,23 @@ def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
     if not len(newlines):
         return []
     arr = np.frombuffer(data, dtype=np.uint8)
-    size = len(arr)
     starts = np.concatenate((np.zeros(1, dtype=np.int64), newlines[:-1] + 1))
+    if starts[-1] + _REACH > len(arr):
+        # Past the end of the data reads as a line break.
+        arr = np.frombuffer(data + b"\n" * _REACH, dtype=np.uint8)
 
     def column(
         rows: npt.NDArray[np.int64], offset: int | npt.NDArray[np.int64]
     ) -> npt.NDArray[np.uint8]:
-        at = rows + offset
-        # Past the end of the data reads as a line break.
-        picked: npt.NDArray[np.uint8] = np.where(at < size, arr[np.minimum(at, size - 1)], 10)
+        picked: npt.NDArray[np.uint8] = arr[rows + offset]
         return picked
 
     # Every dump line begins with four hex digits ("hh hh", "hhhh", an offset, "0xhh": a
     # hex digit, a hex digit or x, a hex digit or separator, a hex digit), or with blanks.
-    first = column(starts, 0)
+    # Ordinary lines are dropped in one pass over the first bytes of all lines (a line
+    # start is never past the end: each begins before the last line feed).
+    starts = starts[_IS_HEX_OR_BLANK[arr[starts]]]
+    first = arr[starts]
     indented = starts[_IS_BLANK[first]]
     rest = starts[_IS_HEX[first]]
     second = column(rest, 1)
@@ -258,12 +265,10 @@ def candidate_lines(data: bytes, newlines: npt.NDArray[np.int64]) -> list[int]:
     indented = indented[od_like | hex_like]
     if not len(rest):
         return sorted(int(s) for s in indented)
-    cols = [column(rest, j) for j in range(_LOOK)]
-    hexes = [_IS_HEX[c] for c in cols]
-    space = [c == 32 for c in cols]
-    octal = [_IS_OCTAL[c] for c in cols]
-    ends = [_IS_END[c] for c in cols]
-    colon = [c == ord(":") for c in cols]
+    # The first _LOOK bytes of each line in one gather, each class in one lookup.
+    grid = column(rest[:, None], np.arange(_LOOK))
+    cols, hexes, space = grid.T, _IS_HEX[grid].T, (grid == 32).T
+    octal, ends, colon = _IS_OCTAL[grid].T, _IS_END[grid].T, (grid == ord(":")).T
 
     def cell(j: int) -> npt.NDArray[np.bool_]:
         three = space[j] & space[j + 1]

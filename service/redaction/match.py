@@ -30,12 +30,17 @@ import numpy.typing as npt
 
 from service.redaction.dumps import dump_segments, may_become_dump_line
 from service.redaction.engines import Engine, Finder, build_engine
-from service.redaction.forms import Form
+from service.redaction.forms import MIN_FORM_LEN, Form
+from service.redaction.nearby import as_is_regions, text_bytes_before
 from service.redaction.views import Escapes, TextView, partial_escape_start, remove_breaks
 
 # Bytes of a form the engine searches; the rest is compared at a hit. Long enough that a
 # hit is rare in ordinary output, short enough that the engine's tables stay small.
 ANCHOR = 32
+# Length of the anchor beginnings kept in a set (MIN_FORM_LEN: no anchor is shorter).
+_HEAD = MIN_FORM_LEN
+# Bytes that begin an escape (views.py): where the as-is view can differ from the decoded.
+_INTRODUCERS = (b"%", b"\\", b"&")
 
 
 class Match(NamedTuple):
@@ -75,7 +80,13 @@ class FormSet:
                 members.append([])
             members[slot].append(index)
         self.anchors = list(anchor_index)
+        self.anchor_lengths = [len(anchor) for anchor in self.anchors]
         self.members = members
+        # How far before an escape a match covering it may begin: the furthest escape
+        # introducer inside a form, and at least an anchor (a match starting inside it).
+        self.introducer_reach = max(
+            [ANCHOR, *(max(text.rfind(mark) for mark in _INTRODUCERS) + 1 for text in texts)]
+        )
         # Sorted anchors and whether some form runs past each: a suffix shorter than an
         # anchor is a proper prefix of a form when it begins an anchor that is longer than
         # it, or that a longer form continues.
@@ -86,6 +97,9 @@ class FormSet:
         self._sorted = sorted(self.anchors)
         self._extends = [extends[anchor] for anchor in self._sorted]
         self._exacts_sorted = sorted({e for e in exacts if e is not None})
+        # The anchors' first bytes (every form is at least that long): a suffix that
+        # begins otherwise begins no form, found without a binary search.
+        self._heads = {anchor[:_HEAD] for anchor in self.anchors}
         self.max_anchor = max((len(a) for a in self.anchors), default=0)
         self.engine: Engine = build_engine(self.anchors, engine)
 
@@ -110,17 +124,18 @@ class FormSet:
         return index < len(self._exacts_sorted) and self._exacts_sorted[index].startswith(text)
 
     def scan(
-        self, view: bytes, find: Finder, *, final: bool
+        self, view: bytes, find: Finder, *, final: bool, keys: list[int] | None = None
     ) -> tuple[list[tuple[int, int, int]], list[tuple[int, int]]]:
         """Complete occurrences in `view` as (start, end, form), and, unless `final`, the
         starts of suffixes that are proper prefixes of a form as (start, form or -1),
-        earliest first."""
+        earliest first. `keys`: the anchor hits in `view` when the caller has them (only
+        those are looked at), else `find(view)`."""
         complete: list[tuple[int, int, int]] = []
         pending: list[tuple[int, int]] = []
         size = len(view)
         count = len(self.anchors)
         texts = self.texts
-        for key in find(view):
+        for key in find(view) if keys is None else keys:
             start, anchor = divmod(key, count)
             for index in self.members[anchor]:
                 text = texts[index]
@@ -131,9 +146,13 @@ class FormSet:
                 elif not final and view[start:] == text[: size - start]:
                     pending.append((start, index))
         if not final:
+            heads = self._heads
             for length in range(min(ANCHOR - 1, size), 0, -1):
-                if self.begins_form(view[size - length :]):
-                    pending.append((size - length, -1))
+                start = size - length
+                if length >= _HEAD and view[start : start + _HEAD] not in heads:
+                    continue
+                if self.begins_form(view[start:]):
+                    pending.append((start, -1))
             pending.sort()
         return complete, pending
 
@@ -178,17 +197,70 @@ class Search(NamedTuple):
     find: Finder
     pool: Executor | None = None
     dump_find: Finder | None = None
+    # Search the as-is view only near escapes (nearby.py); False searches all of it, the
+    # plain way the tests compare with.
+    nearby: bool = True
+
+
+def _as_is_keys(
+    forms: FormSet,
+    find: Finder,
+    escapes: Escapes,
+    breaks: npt.NDArray[np.int64],
+    *,
+    final: bool,
+) -> list[int] | None:
+    """The anchor hits of the as-is text view (escapes.source without line breaks) near
+    the escapes, as `FormSet.scan` keys of that view: [] when the view adds nothing to
+    the decoded view (no hit, and the end, where a held part may begin, is far from every
+    escape); None when the regions near the escapes are most of the read (searching all
+    of it is then cheaper)."""
+    source = escapes.source
+    regions = as_is_regions(
+        source,
+        escapes.starts,
+        escapes.ends,
+        reach=forms.introducer_reach,
+        anchor=forms.max_anchor,
+    )
+    if sum(last - first for first, last in regions) * 2 > len(source):
+        return None
+    if not final and regions[-1][1] > text_bytes_before(source, len(source), ANCHOR - 1):
+        # The suffixes that may begin a form (FormSet.scan) reach into a region: let the
+        # view look at its end itself.
+        return None
+    pieces = [remove_breaks(source[first:last]) for first, last in regions]
+    firsts = list(accumulate(map(len, pieces), initial=0))
+    # Where each region begins in the view: its output offset less the breaks before it.
+    offsets = np.asarray([first for first, _ in regions], dtype=np.int64)
+    offsets -= np.searchsorted(breaks, offsets)
+    starts = offsets.tolist()
+    count = len(forms.anchors)
+    lengths = forms.anchor_lengths
+    keys = []
+    for key in find(b"".join(pieces)):
+        start, anchor = divmod(key, count)
+        index = bisect_right(firsts, start) - 1
+        # A hit across two regions' joint is no hit of the view.
+        if start + lengths[anchor] <= firsts[index + 1]:
+            keys.append((starts[index] + start - firsts[index]) * count + anchor)
+    return keys
 
 
 def _dump_part(
-    forms: FormSet, find: Finder, window: bytes, *, line_start: bool, final: bool
-) -> tuple[list[tuple[int, int, int]], int, npt.NDArray[np.int64]]:
-    """Dump view: candidates (start, -end, owner), where holding back begins (len(window)
-    if nowhere), and the offsets of the window's line feeds."""
+    forms: FormSet,
+    find: Finder,
+    window: bytes,
+    newlines: npt.NDArray[np.int64],
+    *,
+    line_start: bool,
+    final: bool,
+) -> tuple[list[tuple[int, int, int]], int]:
+    """Dump view: candidates (start, -end, owner), and where holding back begins
+    (len(window) if nowhere). `newlines`: the offsets of the window's line feeds."""
     size = len(window)
     hold = size
     found: list[tuple[int, int, int]] = []
-    newlines = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 10)
     segments = dump_segments(window, newlines, line_start=line_start, final=final)
     if segments:
         # One search over all segments (a call per dump costs more than the search), and
@@ -217,7 +289,7 @@ def _dump_part(
         tail = int(newlines[-1]) + 1 if len(newlines) else 0
         if tail < size and (tail or line_start) and may_become_dump_line(window[tail:]):
             hold = min(hold, tail)
-    return found, hold, newlines
+    return found, hold
 
 
 def analyze(
@@ -235,9 +307,16 @@ def analyze(
     begins a line. `final`: no more output follows."""
     find = search.find
     dump_find = search.dump_find or find
+    array = np.frombuffer(window, dtype=np.uint8)
+    if b"\r" in window:
+        # One pass over the read for both kinds of break (the text view needs both).
+        breaks = np.flatnonzero((array == 10) | (array == 13))
+        newlines = breaks[array[breaks] == 10]
+    else:
+        breaks = newlines = np.flatnonzero(array == 10)
     if search.pool is not None:
         dumps = search.pool.submit(
-            _dump_part, forms, dump_find, window, line_start=line_start, final=final
+            _dump_part, forms, dump_find, window, newlines, line_start=line_start, final=final
         )
     size = len(window)
     hold = size
@@ -248,17 +327,22 @@ def analyze(
             escapes = escapes.cut(partial)
             hold = partial
     sources = [escapes]
+    texts = [remove_breaks(escapes.text)]
+    scanned = [forms.scan(texts[0], find, final=final)]
     if escapes.count:
         # The output as it is, too: a `%`, `\\` or `&` just before a value can turn its
         # first characters into an escape ("%73 6b 5f" is "s 6b 5f" decoded).
-        sources.append(Escapes.none(window, len(escapes.source)))
-    texts = [remove_breaks(source.text) for source in sources]
-    scanned = [forms.scan(text, find, final=final) for text in texts]
+        keys = _as_is_keys(forms, find, escapes, breaks, final=final) if search.nearby else None
+        if keys != []:
+            as_is = Escapes.none(window, len(escapes.source))
+            sources.append(as_is)
+            texts.append(remove_breaks(as_is.text))
+            scanned.append(forms.scan(texts[1], find, final=final, keys=keys))
     if search.pool is not None:
-        candidates, dump_hold, newlines = dumps.result()
+        candidates, dump_hold = dumps.result()
     else:
-        candidates, dump_hold, newlines = _dump_part(
-            forms, dump_find, window, line_start=line_start, final=final
+        candidates, dump_hold = _dump_part(
+            forms, dump_find, window, newlines, line_start=line_start, final=final
         )
     hold = min(hold, dump_hold)
     # Text matches are checked left to right, as the choice among matches goes: a valid
@@ -269,10 +353,6 @@ def analyze(
     other_starts = [start for start, _ in others]
     other_reach = list(accumulate((end for _, end in others), max))
     owners = forms.owners
-    breaks = newlines
-    if b"\r" in window:
-        returns = np.flatnonzero(np.frombuffer(window, dtype=np.uint8) == 13)
-        breaks = np.sort(np.concatenate((newlines, returns)), kind="stable")
     for source, text, (complete, pending) in zip(sources, texts, scanned, strict=True):
         view = TextView(source, line_start=line_start, breaks=breaks, text=text)
         complete.sort(key=lambda found: (found[0], -found[1], owners[found[2]]))

@@ -20,6 +20,7 @@ import contextlib
 import ctypes
 import fcntl
 import os
+import select
 from collections.abc import Iterable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 
@@ -38,6 +39,8 @@ __all__ = [
 ]
 
 _CHUNK = 1 << 20
+# A read takes up to this much output that is ready at once (read_ready), unless told.
+_GATHER = 4 << 20
 # Reads at least this long are searched in two halves at once (engines release the GIL).
 _SPLIT = 1 << 18
 # mallopt(3) parameters.
@@ -81,6 +84,11 @@ class Scrubber:
     def empty(self) -> bool:
         """True when no value is long enough to be scrubbed."""
         return not self._forms.texts
+
+    @property
+    def read_window(self) -> int:
+        """The most output worth taking in one read (the engine's window)."""
+        return self._forms.engine.window
 
     @property
     def engine(self) -> str:
@@ -302,12 +310,36 @@ def keep_freed_buffers() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
 
+def read_ready(fd: int, chunk: int, poller: select.poll, *, limit: int = _GATHER) -> bytes:
+    """os.read(fd, chunk); when that fills `chunk` and more is ready at once, further reads,
+    up to `limit` bytes in all. Scrubbing costs a little per read besides its cost per
+    byte, and a pipe holds 1 MiB at most: a fast writer's output is taken in larger
+    windows, while a read that finds the pipe empty returns what it has without waiting
+    (a prompt is passed on at once)."""
+    data = os.read(fd, chunk)
+    if len(data) < chunk:
+        return data
+    pieces = [data]
+    total = len(data)
+    while total < limit and poller.poll(0):
+        more = os.read(fd, chunk)
+        pieces.append(more)
+        total += len(more)
+        if len(more) < chunk:
+            # Drained (or at EOF, which the next read reports again).
+            break
+    return b"".join(pieces)
+
+
 def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK) -> None:
     """Copy `in_fd` to `out_fd` until EOF, scrubbing on the way. Nothing touches disk."""
     grow_pipe(in_fd)
     keep_freed_buffers()
+    poller = select.poll()
+    poller.register(in_fd, select.POLLIN)
     with scrubber.parallel_search() as search:
         stream = ScrubStream(scrubber, search)
-        while data := os.read(in_fd, chunk):
+        limit = max(chunk, scrubber.read_window)
+        while data := read_ready(in_fd, chunk, poller, limit=limit):
             write_pieces(out_fd, stream.feed_pieces(data))
         write_pieces(out_fd, stream.finish_pieces())
