@@ -41,8 +41,11 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
 
 # Trim what the service never runs (~75 MB), before the project's code arrives so that this
 # layer stays cached while the code changes:
-# * the Hugging Face Hub client and its HTTP stack, which `tokenizers` requires only for
-#   `from_pretrained` downloads: without it the image cannot fetch a model even by mistake;
+# * the Hugging Face Hub client, which `tokenizers` requires only for `from_pretrained`
+#   downloads: without it the image cannot fetch a model even by mistake (its HTTP stack,
+#   httpx2, stays: the MCP SDK imports it);
+# * pygments' lexers but Python's and plain text's (8 MB): the CLI's help pages load pygments
+#   through rich, and nothing here highlights source code;
 # * numpy's compiler front-end (f2py) and C headers, test suites and the model-conversion
 #   tooling that some wheels carry, and onnx's backend conformance suite (17 MB of test models;
 #   the int8 quantiser needs only onnx itself, its reference evaluator and the graph helpers
@@ -50,11 +53,13 @@ RUN python3 -m venv "$VIRTUAL_ENV" \
 # * debug symbols of extension modules (uvloop alone drops from 13 MB to 2 MB). The libraries
 #   vendored by auditwheel (*.libs/) are left alone: they were rewritten by patchelf.
 RUN "$VIRTUAL_ENV/bin/pip" uninstall --yes huggingface-hub hf-xet fsspec tqdm filelock pyyaml \
-        httpx2 httpcore2 truststore \
  && site="$("$VIRTUAL_ENV/bin/python" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')" \
  && rm -rf "$site"/numpy/*/tests "$site"/numpy/tests "$site"/numpy/f2py "$site"/numpy/_core/include \
            "$site"/onnx/backend/test \
-           "$site"/onnxruntime/transformers/models "$site"/onnxruntime/tools "$site"/onnxruntime/datasets \
+           "$site"/onnxruntime/transformers/models \
+ && find "$site"/pygments/lexers -name '*.py' -not -name '__init__.py' -not -name '_mapping.py' \
+      -not -name 'python.py' -not -name 'special.py' -delete \
+ && rm -rf "$site"/pygments/lexers/__pycache__ "$site"/onnxruntime/tools "$site"/onnxruntime/datasets \
  && find "$VIRTUAL_ENV" \( -name '*.pyx' -o -name '*.pxd' -o -name '*.pyi' -o -name '*.c' -o -name '*.h' \) -delete \
  && find "$site" -name '*.so' -not -path '*.libs/*' -exec strip --strip-unneeded {} + \
  && "$VIRTUAL_ENV/bin/python" -c 'import numpy, onnxruntime, tokenizers, uvloop, httptools, cryptography.hazmat.bindings._rust, pyrage, onnxruntime.quantization'
@@ -67,7 +72,7 @@ COPY service ./service
 RUN "$VIRTUAL_ENV/bin/pip" wheel --no-deps --wheel-dir /wheels . \
  && "$VIRTUAL_ENV/bin/pip" install --require-virtualenv --no-deps -c constraints.txt /wheels/patina_serve-*.whl \
  && "$VIRTUAL_ENV/bin/pip" uninstall --yes pip setuptools wheel \
- && "$VIRTUAL_ENV/bin/python" -c 'import service.cli.main'
+ && "$VIRTUAL_ENV/bin/python" -c 'import service.cli.main, service.app, service.mcp.http, service.mcp.stdio'
 
 # ---------------------------------------------------------------------------------------------
 # The runtime root filesystem: the base image without what a server never runs, plus the venv.
