@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
@@ -33,7 +34,7 @@ from service.mother.cli import mother_scry
 if TYPE_CHECKING:
     from service.knowledge.indexer import IndexReport
 
-STAGE_LABELS = {"files": "files", "commits": "commits"}
+STAGE_LABELS = {"files": "files", "commits": "commits", "vectors": "vectors"}
 
 
 def register(app: typer.Typer) -> None:
@@ -47,13 +48,25 @@ def index(
         str | None, typer.Option("--repo", help="Repository name (default: directory name).")
     ] = None,
     git: Annotated[bool, typer.Option("--git", help="Also index the git history.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait for every chunk's vector (default), or stop once lexical search is "
+            "ready and leave the vectors to a running service's background pass.",
+        ),
+    ] = True,
     config: ConfigOption = None,
 ) -> None:
-    """Index directories into the local index (the running service picks it up)."""
+    """Index directories into the local index (the running service picks it up).
+
+    Lexical search is ready as soon as the files are chunked; the vectors that semantic
+    and hybrid search need follow, with their own progress bar."""
     # Imported here, not at the top: numpy and onnxruntime cost seconds at start-up, and
     # every other `patina` command (sidecar, health, secrets run) would pay for them.
     from service.knowledge import store
     from service.knowledge.embedder import Embedder
+    from service.knowledge.embedding_pass import embed_pending
     from service.knowledge.indexer import Indexer
     from service.knowledge.model import ModelError
     from service.knowledge.service import index_path, service_paths
@@ -88,7 +101,17 @@ def index(
                     progress=bar.update,
                     service_paths=service_paths(settings),
                 )
-                reports.append(indexer.index(path, repo=repo, git=git))
+                report = indexer.index(path, repo=repo, git=git, embed=False)
+                err.print(
+                    f"{report.repo}: lexical search ready after {report.lexical_seconds:.1f}s"
+                )
+                reports.append(report)
+            if wait:
+                bar = _Bar(progress, "all")
+                embedded = embed_pending(conn, embedder, progress=bar.update)
+                reports[-1].chunks_embedded += embedded
+                reports[-1].seconds += bar.seconds()
+        unembedded = store.unembedded_count(conn)
     finally:
         conn.close()
     for report in reports:
@@ -107,6 +130,13 @@ def index(
             )
         for note in report.notes:
             typer.echo(f"  note: {note}", err=True)
+    if unembedded:
+        typer.echo(
+            f"{unembedded} chunks have no vector yet: lexical search covers them, hybrid and "
+            "semantic search do not until a running service's background pass (or "
+            "`patina index` without --no-wait) embeds them",
+            err=True,
+        )
     typer.echo(f"index: {index_path(settings)}")
 
 
@@ -117,6 +147,10 @@ class _Bar:
         self.progress = progress
         self.name = name
         self.tasks: dict[str, TaskID] = {}
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
 
     def update(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:

@@ -216,21 +216,22 @@ def _fill_cosines(
     semantic_hits: Ranked,
 ) -> None:
     """Lexical-only candidates get their real cosine too (one row lookup each), on the
-    same scale as the semantic list's."""
-    if not semantic_hits:
-        return
+    same scale as the semantic list's. A chunk with no vector yet (the embedding pass has
+    not reached it) takes its lexical score as its semantic one: the blend neither helps
+    nor hurts it, so an index being embedded ranks as lexical search would."""
     missing = [c for c in candidates.values() if "semantic" not in c.modes]
     if not missing:
         return
-    ids = np.array([c.id for c in missing], dtype=np.int64)
-    pos = np.searchsorted(snapshot.ids, ids)
-    pos = np.minimum(pos, snapshot.size - 1)
-    present = snapshot.ids[pos] == ids
-    cosines = snapshot.matrix[pos] @ vector
-    high, low = semantic_hits[0][1], semantic_hits[-1][1]
-    for c, ok, cosine in zip(missing, present.tolist(), cosines.tolist(), strict=True):
-        if ok:
-            c.semantic = _scale(cosine, high, low)
+    present = [False] * len(missing)
+    cosines = [0.0] * len(missing)
+    if semantic_hits and snapshot.size:
+        ids = np.array([c.id for c in missing], dtype=np.int64)
+        pos = np.minimum(np.searchsorted(snapshot.ids, ids), snapshot.size - 1)
+        present = (snapshot.ids[pos] == ids).tolist()
+        cosines = (snapshot.matrix[pos] @ vector).tolist()
+    high, low = (semantic_hits[0][1], semantic_hits[-1][1]) if semantic_hits else (0.0, 0.0)
+    for c, ok, cosine in zip(missing, present, cosines, strict=True):
+        c.semantic = _scale(cosine, high, low) if ok else c.lexical
 
 
 def _scale(cosine: float, high: float, low: float) -> float:

@@ -58,3 +58,20 @@ def test_scry_without_a_service_fails_cleanly(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert b"cannot reach the service" in result.stderr
+
+
+def test_index_no_wait_leaves_vectors_pending_and_says_so_then_a_plain_run_completes(
+    tmp_path: Path,
+) -> None:
+    corpus = write_corpus(tmp_path / "shop")
+    env = {"PATINA_HOME": str(tmp_path / "home")}
+    quick = run_patina("index", str(corpus), "--no-wait", env=env, timeout=300)
+    assert quick.returncode == 0, quick.stderr.decode()
+    assert b"shop: lexical search ready after" in quick.stderr
+    assert b"0 chunks embedded" in quick.stdout
+    assert b"chunks have no vector yet" in quick.stderr
+    full = run_patina("index", str(corpus), env=env, timeout=300)
+    assert full.returncode == 0, full.stderr.decode()
+    assert b"5 unchanged" in full.stdout
+    assert b" 0 chunks embedded" not in full.stdout  # the pending vectors, embedded now
+    assert b"no vector yet" not in full.stderr
