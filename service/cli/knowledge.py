@@ -32,7 +32,9 @@ from service.knowledge.scry_models import Mode, ScryRequest
 from service.mother.cli import mother_scry
 
 if TYPE_CHECKING:
+    from service.knowledge.embedder import TextEmbedder
     from service.knowledge.indexer import IndexReport
+    from service.settings import Settings
 
 STAGE_LABELS = {"files": "files", "commits": "commits", "vectors": "vectors"}
 
@@ -56,12 +58,19 @@ def index(
             "ready and leave the vectors to a running service's background pass.",
         ),
     ] = True,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Then keep indexing each change to the directories (Ctrl-C ends)."
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
     """Index directories into the local index (the running service picks it up).
 
     Lexical search is ready as soon as the files are chunked; the vectors that semantic
-    and hybrid search need follow, with their own progress bar."""
+    and hybrid search need follow, with their own progress bar. With --watch, every later
+    change is indexed as it happens (its vectors too, unless --no-wait)."""
     # Imported here, not at the top: numpy and onnxruntime cost seconds at start-up, and
     # every other `patina` command (sidecar, health, secrets run) would pay for them.
     from service.knowledge import store
@@ -138,6 +147,47 @@ def index(
             err=True,
         )
     typer.echo(f"index: {index_path(settings)}")
+    if watch:
+        _watch(settings, embedder, paths, repo=repo, embed=wait)
+
+
+def _watch(
+    settings: Settings, embedder: TextEmbedder, paths: list[Path], *, repo: str | None, embed: bool
+) -> None:
+    """Index each change under `paths` until interrupted."""
+    import threading
+
+    from service.knowledge import store
+    from service.knowledge.indexer import Indexer
+    from service.knowledge.service import index_path, service_paths
+    from service.knowledge.watch import Batch, never_indexed, update_index, watch_roots
+
+    roots = [p.resolve() for p in paths]
+    repos = {root: repo or root.name for root in roots}
+    conn = store.open_index(index_path(settings))
+    indexer = Indexer(conn, embedder, settings.knowledge, service_paths=service_paths(settings))
+
+    def apply(batch: Batch) -> None:
+        report = update_index(indexer, batch, repo=repos[batch.root], embed=embed)
+        if report.files_indexed or report.files_deleted:
+            typer.echo(
+                f"{report.repo}: {report.files_indexed} updated, {report.files_deleted} "
+                f"removed; {report.chunks_embedded} chunks embedded ({report.seconds:.2f}s)"
+            )
+
+    try:
+        watch_roots(
+            roots,
+            apply,
+            stop=threading.Event(),
+            ignored=never_indexed(service_paths(settings)),
+            force_polling=settings.knowledge.watch_polling,
+            ready=lambda: typer.echo("watching for changes (Ctrl-C ends)", err=True),
+        )
+    except KeyboardInterrupt:
+        pass  # Ctrl-C while a change was being indexed: it is committed or rolled back
+    finally:
+        conn.close()
 
 
 class _Bar:

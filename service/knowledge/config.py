@@ -101,6 +101,14 @@ class KnowledgeSettings(BaseModel):
         "secret-bearing (an explicit opt-in).",
     )
 
+    # Live index.
+    watch: bool = Field(
+        False, description="Watch the roots and index each change (within about a second)."
+    )
+    watch_polling: bool = Field(
+        False, description="Watch by polling (network or container file systems without inotify)."
+    )
+
     # Search.
     candidates: int = Field(100, ge=10, le=1000, description="Per-mode candidates for ranking.")
     max_df_ratio: float = Field(

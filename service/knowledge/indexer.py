@@ -154,7 +154,42 @@ class Indexer:
 
     # Files ------------------------------------------------------------------------------
 
-    def _index_files(self, root: Path, report: IndexReport, cancel: Cancel | None) -> None:
+    def update(
+        self,
+        root: Path,
+        paths: Iterable[str],
+        *,
+        repo: str | None = None,
+        cancel: Cancel | None = None,
+        embed: bool = True,
+    ) -> IndexReport:
+        """Bring the index up to date with just `paths` (relative to `root`), as a full
+        run would: a path the listing would skip now (gone, ignored, a symlink, secret-
+        bearing) leaves the index, a changed file is re-chunked, an unchanged one is left.
+        What the watcher calls for the files a change touched."""
+        started = time.perf_counter()
+        root = root.resolve()
+        report = IndexReport(repo=repo or root.name, root=str(root))
+        self._index_files(root, report, cancel, only=set(paths))
+        report.lexical_seconds = time.perf_counter() - started
+        if embed:
+            report.chunks_embedded += embed_pending(
+                self.conn, self.embedder, cancel=cancel, progress=self._progress
+            )
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _index_files(
+        self,
+        root: Path,
+        report: IndexReport,
+        cancel: Cancel | None,
+        *,
+        only: set[str] | None = None,
+    ) -> None:
+        # With `only`, a path that was a directory (moved or deleted) stands for the files
+        # indexed under it.
+        under = tuple(f"{p}/" for p in only or ())
         known = {
             path: (doc_id, digest)
             for doc_id, path, digest in self.conn.execute(
@@ -162,9 +197,15 @@ class Indexer:
                 "WHERE repo = ? AND root = ? AND kind != 'commit'",
                 (report.repo, report.root),
             )
+            if only is None or path in only or path.startswith(under)
         }
+        if only is not None:
+            only = only | known.keys()
         with Tree(root, excluded=self.excluded) as tree:
-            files = list(tree.files())
+            if only is None:
+                files = list(tree.files())
+            else:
+                files = [rel for rel in sorted(only) if tree.listed(rel)]
             for rel in tree.excluded_seen:
                 _left_out(report, rel)
             # Files are read later, through the tree's directory descriptors: whatever is

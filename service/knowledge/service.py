@@ -31,6 +31,7 @@ from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.query_vector import Vector, fingerprint
 from service.knowledge.scry_models import Mode
 from service.knowledge.search import MODES, Hit, Query, run_query
+from service.knowledge.watch import Batch, never_indexed, update_index, watch_roots
 from service.settings import Settings
 
 log = logging.getLogger("patina.knowledge")
@@ -117,6 +118,8 @@ class KnowledgeService:
             on_embedded=self._background_embedded,
         )
         self._last_load = time.monotonic()
+        self._watch_stop = threading.Event()
+        self._watch_thread: threading.Thread | None = None
         self._run_lock = threading.Lock()
         self._run = IndexRun()
         self._run_thread: threading.Thread | None = None
@@ -339,6 +342,48 @@ class KnowledgeService:
         if not loop.is_closed():
             loop.call_soon_threadsafe(_resolve, done, snapshot)
 
+    # Live index -------------------------------------------------------------------------
+
+    def start_watching(self) -> None:
+        """With knowledge.watch, index every change under the configured roots as it
+        happens (chunks at once, vectors by the background pass)."""
+        roots = [r.expanduser().resolve() for r in self.settings.roots]
+        roots = [r for r in roots if r.is_dir()]
+        if not self.settings.watch or not roots or self._watch_thread is not None:
+            return
+        self._watch_thread = threading.Thread(
+            target=self._watch, args=(roots,), name="patina-watch", daemon=True
+        )
+        self._watch_thread.start()
+
+    def _watch(self, roots: list[Path]) -> None:
+        conn = store.open_index(self.path)
+        indexer = Indexer(conn, self.embedder, self.settings, service_paths=self.service_paths)
+
+        def apply(batch: Batch) -> None:
+            report = update_index(indexer, batch, repo=batch.root.name, embed=False)
+            if report.files_indexed or report.files_deleted:
+                log.info(
+                    "watch: %s: %d files updated, %d removed",
+                    report.repo,
+                    report.files_indexed,
+                    report.files_deleted,
+                )
+                self.background.wake()
+
+        try:
+            watch_roots(
+                roots,
+                apply,
+                stop=self._watch_stop,
+                ignored=never_indexed(self.service_paths),
+                force_polling=self.settings.watch_polling,
+            )
+        except Exception:
+            log.exception("watching the knowledge roots stopped")
+        finally:
+            conn.close()
+
     def _run_progress(self, phase: str, done: int, total: int) -> None:
         with self._run_lock:
             if phase in ("files", "commits", "vectors"):
@@ -371,6 +416,9 @@ class KnowledgeService:
             cancel.fire()
         if thread is not None:
             thread.join()
+        self._watch_stop.set()
+        if self._watch_thread is not None:
+            self._watch_thread.join()
         self.background.close()
         self.pool.close()
         if self.metrics.embed_duration.observe in self.embedder.observers:
@@ -395,6 +443,7 @@ async def open_knowledge(
         KnowledgeService, settings, embedder=embedder, metrics=metrics
     )
     service.background.start()
+    service.start_watching()
     try:
         yield service
     finally:
