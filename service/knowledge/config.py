@@ -84,6 +84,11 @@ class KnowledgeSettings(BaseModel):
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per ONNX run.")
     max_tokens: int = Field(256, ge=8, le=512, description="Truncate inputs to this many tokens.")
+    # Measured with bench/knowledge/index_bench.py: 32 x 256-token batches of the int8 graph
+    # peaked at 1.7 GB, 2048 tokens at ~900 MB, 512 at the model's load peak (~360 MB).
+    batch_tokens: int = Field(
+        512, ge=0, description="Padded tokens per ONNX run at most (bounds memory; 0: none)."
+    )
 
     # Chunking and indexing.
     max_chunk_chars: int = Field(1500, ge=200, description="Split larger sections further.")
