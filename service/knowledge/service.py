@@ -13,6 +13,7 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
+from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -108,6 +109,10 @@ class KnowledgeService:
         finally:
             conn.close()
         self.pool = store.ReadPool(self.path, size=settings.max_concurrent_queries + 1)
+        # One embedding thread per admitted query: its embedding overlaps its BM25 search.
+        self._query_embedding = ThreadPoolExecutor(
+            max_workers=settings.max_concurrent_queries, thread_name_prefix="patina-query-embed"
+        )
         self._reload_lock = threading.Lock()
         # Held by whoever embeds this index in this process, one pass at a time.
         self._embed_lock = threading.Lock()
@@ -186,7 +191,15 @@ class KnowledgeService:
         try:
             with self.pool.borrow(cancel) as conn:
                 snap = self.snapshot(conn, cancel)
-                hits = run_query(conn, snap, self.embedder, query, self.settings, cancel)
+                hits = run_query(
+                    conn,
+                    snap,
+                    self.embedder,
+                    query,
+                    self.settings,
+                    cancel,
+                    executor=self._query_embedding,
+                )
         except Cancelled:
             self.metrics.scry_outcomes.labels(query.mode, "cancelled").inc()
             raise
@@ -420,6 +433,7 @@ class KnowledgeService:
         if self._watch_thread is not None:
             self._watch_thread.join()
         self.background.close()
+        self._query_embedding.shutdown(wait=True)
         self.pool.close()
         if self.metrics.embed_duration.observe in self.embedder.observers:
             self.embedder.observers.remove(self.metrics.embed_duration.observe)
