@@ -39,6 +39,7 @@ log = logging.getLogger("patina.knowledge")
 
 IndexState = Literal["idle", "running", "succeeded", "failed", "cancelled"]
 IndexPhase = Literal["files", "commits", "vectors"]
+_PHASES: dict[str, IndexPhase] = {"files": "files", "commits": "commits", "vectors": "vectors"}
 # While a background embedding pass runs, its vectors are loaded at most this often.
 RELOAD_SECONDS = 5.0
 
@@ -399,8 +400,7 @@ class KnowledgeService:
 
     def _run_progress(self, phase: str, done: int, total: int) -> None:
         with self._run_lock:
-            if phase in ("files", "commits", "vectors"):
-                self._run.phase = phase  # type: ignore[assignment]
+            self._run.phase = _PHASES.get(phase, self._run.phase)
             self._run.done, self._run.total = done, total
 
     def _background_embedded(self, count: int) -> None:
