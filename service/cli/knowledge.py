@@ -86,12 +86,11 @@ def index(
             fail(f"{path} is not a directory")
     err = Console(stderr=True)
     try:
-        with err.status("verifying and loading the embedding model"):
-            embedder = Embedder.from_settings(settings.knowledge, for_indexing=True)
         conn = store.open_index(index_path(settings))
-    except (ModelError, store.StoreError) as exc:
+    except store.StoreError as exc:
         fail(str(exc))
     reports: list[IndexReport] = []
+    embedder: TextEmbedder | None = None
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -101,11 +100,12 @@ def index(
             console=err,
             transient=False,
         ) as progress:
+            # Lexical search first: no model is needed (or loaded) for it.
             for path in paths:
                 bar = _Bar(progress, path.name)
                 indexer = Indexer(
                     conn,
-                    embedder,
+                    None,
                     settings.knowledge,
                     progress=bar.update,
                     service_paths=service_paths(settings),
@@ -116,6 +116,11 @@ def index(
                 )
                 reports.append(report)
             if wait:
+                try:
+                    with err.status("verifying and loading the embedding model"):
+                        embedder = Embedder.from_settings(settings.knowledge, for_indexing=True)
+                except ModelError as exc:
+                    fail(str(exc))
                 bar = _Bar(progress, "all")
                 embedded = embed_pending(conn, embedder, progress=bar.update)
                 reports[-1].chunks_embedded += embedded
@@ -148,13 +153,14 @@ def index(
         )
     typer.echo(f"index: {index_path(settings)}")
     if watch:
-        _watch(settings, embedder, paths, repo=repo, embed=wait)
+        _watch(settings, embedder, paths, repo=repo)
 
 
 def _watch(
-    settings: Settings, embedder: TextEmbedder, paths: list[Path], *, repo: str | None, embed: bool
+    settings: Settings, embedder: TextEmbedder | None, paths: list[Path], *, repo: str | None
 ) -> None:
-    """Index each change under `paths` until interrupted."""
+    """Index each change under `paths` until interrupted (vectors too, given an
+    `embedder`)."""
     import threading
 
     from service.knowledge import store
@@ -168,7 +174,7 @@ def _watch(
     indexer = Indexer(conn, embedder, settings.knowledge, service_paths=service_paths(settings))
 
     def apply(batch: Batch) -> None:
-        report = update_index(indexer, batch, repo=repos[batch.root], embed=embed)
+        report = update_index(indexer, batch, repo=repos[batch.root], embed=embedder is not None)
         if report.files_indexed or report.files_deleted:
             typer.echo(
                 f"{report.repo}: {report.files_indexed} updated, {report.files_deleted} "

@@ -103,14 +103,15 @@ class Indexer:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        embedder: TextEmbedder,
+        embedder: TextEmbedder | None,
         settings: KnowledgeSettings,
         *,
         progress: Progress | None = None,
         service_paths: Iterable[Path] = (),
     ) -> None:
         """`service_paths`: the service's own directories and files (secret_files.py),
-        never indexed even when they lie inside a root."""
+        never indexed even when they lie inside a root. Without an `embedder` only the
+        first phase runs (`embed=False`): no model is loaded for it."""
         self.conn = conn
         self.embedder = embedder
         self.settings = settings
@@ -144,9 +145,7 @@ class Indexer:
             self._index_commits(root, report, cancel)
         report.lexical_seconds = time.perf_counter() - started
         if embed:
-            report.chunks_embedded += embed_pending(
-                self.conn, self.embedder, cancel=cancel, progress=self._progress
-            )
+            report.chunks_embedded += self._embed(cancel)
         else:
             report.chunks_unembedded = store.unembedded_count(self.conn)
         report.seconds = time.perf_counter() - started
@@ -173,11 +172,14 @@ class Indexer:
         self._index_files(root, report, cancel, only=set(paths))
         report.lexical_seconds = time.perf_counter() - started
         if embed:
-            report.chunks_embedded += embed_pending(
-                self.conn, self.embedder, cancel=cancel, progress=self._progress
-            )
+            report.chunks_embedded += self._embed(cancel)
         report.seconds = time.perf_counter() - started
         return report
+
+    def _embed(self, cancel: Cancel | None) -> int:
+        if self.embedder is None:
+            raise ValueError("embedding needs an embedder: this indexer was made without one")
+        return embed_pending(self.conn, self.embedder, cancel=cancel, progress=self._progress)
 
     def _index_files(
         self,
