@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, cast, get_args
 
@@ -31,9 +32,11 @@ from service.knowledge.scry_models import Mode, ScryRequest
 from service.mother.cli import mother_scry
 
 if TYPE_CHECKING:
+    from service.knowledge.embedder import TextEmbedder
     from service.knowledge.indexer import IndexReport
+    from service.settings import Settings
 
-STAGE_LABELS = {"files": "files", "commits": "commits"}
+STAGE_LABELS = {"files": "files", "commits": "commits", "vectors": "vectors"}
 
 
 def register(app: typer.Typer) -> None:
@@ -47,13 +50,32 @@ def index(
         str | None, typer.Option("--repo", help="Repository name (default: directory name).")
     ] = None,
     git: Annotated[bool, typer.Option("--git", help="Also index the git history.")] = False,
+    wait: Annotated[
+        bool,
+        typer.Option(
+            "--wait/--no-wait",
+            help="Wait for every chunk's vector (default), or stop once lexical search is "
+            "ready and leave the vectors to a running service's background pass.",
+        ),
+    ] = True,
+    watch: Annotated[
+        bool,
+        typer.Option(
+            "--watch", help="Then keep indexing each change to the directories (Ctrl-C ends)."
+        ),
+    ] = False,
     config: ConfigOption = None,
 ) -> None:
-    """Index directories into the local index (the running service picks it up)."""
+    """Index directories into the local index (the running service picks it up).
+
+    Lexical search is ready as soon as the files are chunked; the vectors that semantic
+    and hybrid search need follow, with their own progress bar. With --watch, every later
+    change is indexed as it happens (its vectors too, unless --no-wait)."""
     # Imported here, not at the top: numpy and onnxruntime cost seconds at start-up, and
     # every other `patina` command (sidecar, health, secrets run) would pay for them.
     from service.knowledge import store
     from service.knowledge.embedder import Embedder
+    from service.knowledge.embedding_pass import embed_pending
     from service.knowledge.indexer import Indexer
     from service.knowledge.model import ModelError
     from service.knowledge.service import index_path, service_paths
@@ -64,12 +86,11 @@ def index(
             fail(f"{path} is not a directory")
     err = Console(stderr=True)
     try:
-        with err.status("verifying and loading the embedding model"):
-            embedder = Embedder.from_settings(settings.knowledge, for_indexing=True)
         conn = store.open_index(index_path(settings))
-    except (ModelError, store.StoreError) as exc:
+    except store.StoreError as exc:
         fail(str(exc))
     reports: list[IndexReport] = []
+    embedder: TextEmbedder | None = None
     try:
         with Progress(
             TextColumn("[bold]{task.description}"),
@@ -79,16 +100,32 @@ def index(
             console=err,
             transient=False,
         ) as progress:
+            # Lexical search first: no model is needed (or loaded) for it.
             for path in paths:
                 bar = _Bar(progress, path.name)
                 indexer = Indexer(
                     conn,
-                    embedder,
+                    None,
                     settings.knowledge,
                     progress=bar.update,
                     service_paths=service_paths(settings),
                 )
-                reports.append(indexer.index(path, repo=repo, git=git))
+                report = indexer.index(path, repo=repo, git=git, embed=False)
+                err.print(
+                    f"{report.repo}: lexical search ready after {report.lexical_seconds:.1f}s"
+                )
+                reports.append(report)
+            if wait:
+                try:
+                    with err.status("verifying and loading the embedding model"):
+                        embedder = Embedder.from_settings(settings.knowledge, for_indexing=True)
+                except ModelError as exc:
+                    fail(str(exc))
+                bar = _Bar(progress, "all")
+                embedded = embed_pending(conn, embedder, progress=bar.update)
+                reports[-1].chunks_embedded += embedded
+                reports[-1].seconds += bar.seconds()
+        unembedded = store.unembedded_count(conn)
     finally:
         conn.close()
     for report in reports:
@@ -107,7 +144,56 @@ def index(
             )
         for note in report.notes:
             typer.echo(f"  note: {note}", err=True)
+    if unembedded:
+        typer.echo(
+            f"{unembedded} chunks have no vector yet: lexical search covers them, hybrid and "
+            "semantic search do not until a running service's background pass (or "
+            "`patina index` without --no-wait) embeds them",
+            err=True,
+        )
     typer.echo(f"index: {index_path(settings)}")
+    if watch:
+        _watch(settings, embedder, paths, repo=repo)
+
+
+def _watch(
+    settings: Settings, embedder: TextEmbedder | None, paths: list[Path], *, repo: str | None
+) -> None:
+    """Index each change under `paths` until interrupted (vectors too, given an
+    `embedder`)."""
+    import threading
+
+    from service.knowledge import store
+    from service.knowledge.indexer import Indexer
+    from service.knowledge.service import index_path, service_paths
+    from service.knowledge.watch import Batch, never_indexed, update_index, watch_roots
+
+    roots = [p.resolve() for p in paths]
+    repos = {root: repo or root.name for root in roots}
+    conn = store.open_index(index_path(settings))
+    indexer = Indexer(conn, embedder, settings.knowledge, service_paths=service_paths(settings))
+
+    def apply(batch: Batch) -> None:
+        report = update_index(indexer, batch, repo=repos[batch.root], embed=embedder is not None)
+        if report.files_indexed or report.files_deleted:
+            typer.echo(
+                f"{report.repo}: {report.files_indexed} updated, {report.files_deleted} "
+                f"removed; {report.chunks_embedded} chunks embedded ({report.seconds:.2f}s)"
+            )
+
+    try:
+        watch_roots(
+            roots,
+            apply,
+            stop=threading.Event(),
+            ignored=never_indexed(service_paths(settings)),
+            force_polling=settings.knowledge.watch_polling,
+            ready=lambda: typer.echo("watching for changes (Ctrl-C ends)", err=True),
+        )
+    except KeyboardInterrupt:
+        pass  # Ctrl-C while a change was being indexed: it is committed or rolled back
+    finally:
+        conn.close()
 
 
 class _Bar:
@@ -117,6 +203,10 @@ class _Bar:
         self.progress = progress
         self.name = name
         self.tasks: dict[str, TaskID] = {}
+        self.started = time.perf_counter()
+
+    def seconds(self) -> float:
+        return time.perf_counter() - self.started
 
     def update(self, stage: str, done: int, total: int) -> None:
         if stage not in self.tasks:

@@ -2,15 +2,25 @@
 
 from __future__ import annotations
 
+import logging
 from pathlib import Path
+from typing import Any
 
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from service.knowledge.ranking import Features
+
+log = logging.getLogger("patina.knowledge")
+
+# Settings that no longer do anything (fusion weights replaced by the ranking stage). An old
+# config naming them still starts: they are dropped with one warning naming them.
+DEPRECATED_SETTINGS = ("rrf_k", "lexical_weight", "semantic_weight")
 
 
 class RankingSettings(BaseModel):
     """Switches for the ranking stage's features (all on by default; docs/knowledge.md)."""
+
+    model_config = ConfigDict(extra="forbid")
 
     role_priors: bool = Field(True, description="Demote tests, examples, docs, config.")
     definitions: bool = Field(True, description="Boost chunks defining a queried name.")
@@ -28,6 +38,24 @@ class RankingSettings(BaseModel):
 
 class KnowledgeSettings(BaseModel):
     """Index location, indexing roots, model threads, chunking and search."""
+
+    # A misspelt knowledge setting stops the start, as a misspelt top-level one does.
+    model_config = ConfigDict(extra="forbid")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_deprecated(cls, data: Any) -> Any:
+        if not isinstance(data, dict):
+            return data
+        found = [name for name in DEPRECATED_SETTINGS if name in data]
+        if not found:
+            return data
+        log.warning(
+            "knowledge settings %s are deprecated and ignored (the ranking stage replaced "
+            "rank fusion; docs/knowledge.md): remove them from the configuration",
+            ", ".join(found),
+        )
+        return {k: v for k, v in data.items() if k not in DEPRECATED_SETTINGS}
 
     enabled: bool = Field(True, description="Load the index and the model at start.")
     index_path: Path | None = Field(None, description="SQLite index (data_dir/index.sqlite).")
@@ -56,6 +84,11 @@ class KnowledgeSettings(BaseModel):
     )
     batch_size: int = Field(32, ge=1, le=1024, description="Texts per ONNX run.")
     max_tokens: int = Field(256, ge=8, le=512, description="Truncate inputs to this many tokens.")
+    # Measured with bench/knowledge/index_bench.py: 32 x 256-token batches of the int8 graph
+    # peaked at 1.7 GB, 2048 tokens at ~900 MB, 512 at the model's load peak (~360 MB).
+    batch_tokens: int = Field(
+        512, ge=0, description="Padded tokens per ONNX run at most (bounds memory; 0: none)."
+    )
 
     # Chunking and indexing.
     max_chunk_chars: int = Field(1500, ge=200, description="Split larger sections further.")
@@ -71,6 +104,14 @@ class KnowledgeSettings(BaseModel):
         default_factory=list,
         description="Gitignore-style patterns of files to index although they look "
         "secret-bearing (an explicit opt-in).",
+    )
+
+    # Live index.
+    watch: bool = Field(
+        False, description="Watch the roots and index each change (within about a second)."
+    )
+    watch_polling: bool = Field(
+        False, description="Watch by polling (network or container file systems without inotify)."
     )
 
     # Search.

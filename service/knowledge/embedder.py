@@ -52,10 +52,17 @@ class Embedder:
         intra_op_threads: int = 2,
         max_tokens: int = 256,
         batch_size: int = 32,
+        batch_tokens: int = 0,
         quantize: bool = False,
+        memory_arena: bool = True,
         observe: Callable[[float], None] | None = None,
     ) -> None:
+        """`batch_tokens` (0: no bound) caps a batch's padded tokens, whatever
+        `batch_size` allows: the activations, attention above all, grow with rows x
+        width^2, so long inputs go in smaller batches. Without `memory_arena` ONNX returns
+        each run's buffers instead of keeping the largest it ever needed."""
         self.batch_size = batch_size
+        self.batch_tokens = batch_tokens
         self.max_tokens = max_tokens
         self.quantized = quantize
         # Called with the seconds each embed() took (the service's histogram listens here).
@@ -71,6 +78,8 @@ class Embedder:
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         options.log_severity_level = 3
+        options.enable_cpu_mem_arena = memory_arena
+        options.enable_mem_pattern = memory_arena
         model_bytes = quantize_dynamic_int8(files.model_bytes) if quantize else files.model_bytes
         self.session = ort.InferenceSession(
             model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
@@ -94,7 +103,10 @@ class Embedder:
             ),
             max_tokens=settings.max_tokens,
             batch_size=settings.batch_size,
+            batch_tokens=settings.batch_tokens,
             quantize=settings.quantize_indexing if for_indexing else settings.quantize,
+            # Bulk embedding sees every input width; queries run the same few shapes.
+            memory_arena=not for_indexing,
             observe=observe,
         )
 
@@ -118,11 +130,16 @@ class Embedder:
         # Similar lengths together keep padding, and so wasted work, small.
         order = np.argsort(lengths, kind="stable")
         size = batch_size or self.batch_size
-        for start in range(0, len(order), size):
+        start = 0
+        while start < len(order):
             if cancel is not None:
                 cancel.raise_if_cancelled()
             rows = order[start : start + size]
             width = int(lengths[rows].max())
+            if self.batch_tokens and len(rows) * width > self.batch_tokens:
+                rows = rows[: max(1, self.batch_tokens // width)]
+                width = int(lengths[rows].max())
+            start += len(rows)
             ids = np.zeros((len(rows), width), dtype=np.int64)
             mask = np.zeros((len(rows), width), dtype=np.int64)
             for i, row in enumerate(rows):

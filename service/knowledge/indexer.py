@@ -1,5 +1,10 @@
 """Index a directory (and optionally its git history) into the store, incrementally.
 
+Two phases. First the files are chunked and their chunks committed, a group at a time,
+with no model involved: BM25 and the ranking stage answer over them at once. Then the
+embedding pass (embedding_pass.py) gives the new chunks their vectors; `index(embed=False)`
+leaves that to someone else (the service's background pass, or the next run).
+
 A file whose content hash is unchanged is not read further and embeds nothing; a changed
 file reuses the vectors of its chunks whose text did not change; a file that is gone (or now
 ignored, binary or too large) leaves the index. Embedding happens outside write
@@ -19,23 +24,23 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
-import numpy as np
-
 from service.cancel import Cancel
 from service.knowledge import store
 from service.knowledge.chunking import Chunk, ChunkLimits, chunk_document, fit_spans
 from service.knowledge.config import KnowledgeSettings
-from service.knowledge.embedder import TextEmbedder, Vectors
+from service.knowledge.embedder import TextEmbedder
+from service.knowledge.embedding_pass import embed_pending
 from service.knowledge.lexical import chunk_terms
 from service.knowledge.secret_files import SecretFileRules
 from service.knowledge.walker import Skipped, Tree, inodes_of, is_binary
 
 log = logging.getLogger("patina.knowledge")
 
-# Progress callback: (stage, done, total). Stages: "scan", "files", "commits".
+# Progress callback: (stage, done, total). Stages: "files", "commits", "vectors".
 Progress = Callable[[str, int, int], None]
 MAX_REPORTED_SECRET_FILES = 1000  # beyond this the report counts them in a note
-EMBED_GROUP = 256  # chunks embedded together: big enough to batch well, small for memory
+# Chunks committed together: readers see a large tree fill in group by group.
+WRITE_GROUP = 512
 
 
 @dataclass
@@ -53,6 +58,10 @@ class IndexReport:
     chunks_embedded: int = 0
     commits_indexed: int = 0
     seconds: float = 0.0
+    # When the chunks were committed (lexical search ready), seconds after the start.
+    lexical_seconds: float = 0.0
+    # Chunks left without a vector when the run ended (embedded later, in the background).
+    chunks_unembedded: int = 0
     notes: list[str] = field(default_factory=list)
     # Left out as secret-bearing (paths only; `dir/` for the service's own directories).
     secret_files: list[str] = field(default_factory=list)
@@ -94,14 +103,15 @@ class Indexer:
     def __init__(
         self,
         conn: sqlite3.Connection,
-        embedder: TextEmbedder,
+        embedder: TextEmbedder | None,
         settings: KnowledgeSettings,
         *,
         progress: Progress | None = None,
         service_paths: Iterable[Path] = (),
     ) -> None:
         """`service_paths`: the service's own directories and files (secret_files.py),
-        never indexed even when they lie inside a root."""
+        never indexed even when they lie inside a root. Without an `embedder` only the
+        first phase runs (`embed=False`): no model is loaded for it."""
         self.conn = conn
         self.embedder = embedder
         self.settings = settings
@@ -121,8 +131,10 @@ class Indexer:
         repo: str | None = None,
         git: bool = False,
         cancel: Cancel | None = None,
+        embed: bool = True,
     ) -> IndexReport:
-        """Bring the index up to date with `root` (a directory)."""
+        """Bring the index up to date with `root` (a directory): chunks first, then (with
+        `embed`) the vectors of every chunk that has none."""
         started = time.perf_counter()
         root = root.resolve()
         if not root.is_dir():
@@ -131,12 +143,55 @@ class Indexer:
         self._index_files(root, report, cancel)
         if git:
             self._index_commits(root, report, cancel)
+        report.lexical_seconds = time.perf_counter() - started
+        if embed:
+            report.chunks_embedded += self._embed(cancel)
+        else:
+            report.chunks_unembedded = store.unembedded_count(self.conn)
         report.seconds = time.perf_counter() - started
         return report
 
     # Files ------------------------------------------------------------------------------
 
-    def _index_files(self, root: Path, report: IndexReport, cancel: Cancel | None) -> None:
+    def update(
+        self,
+        root: Path,
+        paths: Iterable[str],
+        *,
+        repo: str | None = None,
+        cancel: Cancel | None = None,
+        embed: bool = True,
+    ) -> IndexReport:
+        """Bring the index up to date with just `paths` (relative to `root`), as a full
+        run would: a path the listing would skip now (gone, ignored, a symlink, secret-
+        bearing) leaves the index, a changed file is re-chunked, an unchanged one is left.
+        What the watcher calls for the files a change touched."""
+        started = time.perf_counter()
+        root = root.resolve()
+        report = IndexReport(repo=repo or root.name, root=str(root))
+        self._index_files(root, report, cancel, only=set(paths))
+        report.lexical_seconds = time.perf_counter() - started
+        if embed:
+            report.chunks_embedded += self._embed(cancel)
+        report.seconds = time.perf_counter() - started
+        return report
+
+    def _embed(self, cancel: Cancel | None) -> int:
+        if self.embedder is None:
+            raise ValueError("embedding needs an embedder: this indexer was made without one")
+        return embed_pending(self.conn, self.embedder, cancel=cancel, progress=self._progress)
+
+    def _index_files(
+        self,
+        root: Path,
+        report: IndexReport,
+        cancel: Cancel | None,
+        *,
+        only: set[str] | None = None,
+    ) -> None:
+        # With `only`, a path that was a directory (moved or deleted) stands for the files
+        # indexed under it.
+        under = tuple(f"{p}/" for p in only or ())
         known = {
             path: (doc_id, digest)
             for doc_id, path, digest in self.conn.execute(
@@ -144,9 +199,15 @@ class Indexer:
                 "WHERE repo = ? AND root = ? AND kind != 'commit'",
                 (report.repo, report.root),
             )
+            if only is None or path in only or path.startswith(under)
         }
+        if only is not None:
+            only = only | known.keys()
         with Tree(root, excluded=self.excluded) as tree:
-            files = list(tree.files())
+            if only is None:
+                files = list(tree.files())
+            else:
+                files = [rel for rel in sorted(only) if tree.listed(rel)]
             for rel in tree.excluded_seen:
                 _left_out(report, rel)
             # Files are read later, through the tree's directory descriptors: whatever is
@@ -170,7 +231,7 @@ class Indexer:
                         kind = chunks[0].kind if chunks else "text"
                         pending.append(_Pending(rel, kind, digest, _iso(mtime), chunks))
                         report.files_indexed += 1
-                if sum(len(p.chunks) for p in pending) >= EMBED_GROUP:
+                if sum(len(p.chunks) for p in pending) >= WRITE_GROUP:
                     self._flush(pending, report, cancel)
                     pending = []
                 self._progress("files", done, len(files))
@@ -233,7 +294,7 @@ class Indexer:
             pending.append(
                 _Pending(commit.sha, "commit", commit.sha, commit.date, chunks, commit.sha)
             )
-            if sum(len(p.chunks) for p in pending) >= EMBED_GROUP:
+            if sum(len(p.chunks) for p in pending) >= WRITE_GROUP:
                 self._flush(pending, report, cancel)
                 pending = []
             self._progress("commits", done, len(new))
@@ -243,22 +304,13 @@ class Indexer:
     # Writing ----------------------------------------------------------------------------
 
     def _flush(self, pending: list[_Pending], report: IndexReport, cancel: Cancel | None) -> None:
+        """Commit `pending` documents and their chunks; a chunk whose text the previous
+        version of its file had keeps that vector, the others wait for the embedding pass."""
         if not pending:
             return
+        if cancel is not None:
+            cancel.raise_if_cancelled()
         reusable = self._old_vectors(report, pending)
-        texts: list[str] = []
-        for doc in pending:
-            for chunk in doc.chunks:
-                if _text_hash(chunk.text) not in reusable:
-                    texts.append(chunk.text)
-        unique = list(dict.fromkeys(texts))
-        fresh: Vectors = (
-            self.embedder.embed(unique, cancel=cancel)
-            if unique
-            else np.empty((0, 0), dtype=np.float32)
-        )
-        vectors = {**reusable, **{_text_hash(t): fresh[i] for i, t in enumerate(unique)}}
-        report.chunks_embedded += len(unique)
         now = time.time()
         with store.transaction(self.conn):
             for doc in pending:
@@ -287,16 +339,18 @@ class Indexer:
                          " ".join(chunk.symbols), terms.terms, terms.symbol_terms,
                          terms.name_terms, terms.path_terms),
                     )  # fmt: skip
-                    self.conn.execute(
-                        "INSERT INTO vectors(chunk_id, vector) VALUES (?, ?)",
-                        (cur.lastrowid, store.vector_blob(vectors[text_hash])),
-                    )
+                    if text_hash in reusable:
+                        self.conn.execute(
+                            "INSERT INTO vectors(chunk_id, vector) VALUES (?, ?)",
+                            (cur.lastrowid, reusable[text_hash]),
+                        )
                     report.chunks_written += 1
             store.bump_generation(self.conn)
 
-    def _old_vectors(self, report: IndexReport, pending: list[_Pending]) -> dict[str, Vectors]:
-        """Vectors of the previous version of changed documents, by chunk text hash."""
-        out: dict[str, Vectors] = {}
+    def _old_vectors(self, report: IndexReport, pending: list[_Pending]) -> dict[str, bytes]:
+        """Vectors (stored form) of the previous version of changed documents, by chunk
+        text hash."""
+        out: dict[str, bytes] = {}
         for doc in pending:
             rows = self.conn.execute(
                 "SELECT c.text_hash, v.vector FROM documents d JOIN chunks c "
@@ -305,7 +359,7 @@ class Indexer:
                 (report.repo, report.root, doc.path),
             )
             for text_hash, blob in rows:
-                out[text_hash] = np.frombuffer(blob, dtype=np.float32)
+                out[text_hash] = bytes(blob)
         return out
 
 

@@ -34,6 +34,21 @@ class KnowledgeMetrics:
             "knowledge_documents", "Documents in the loaded index.", registry=registry
         )
         self.chunks = Gauge("knowledge_chunks", "Chunks in the loaded index.", registry=registry)
+        self.unembedded = Gauge(
+            "knowledge_chunks_unembedded",
+            "Chunks searchable by BM25 that have no vector yet (the embedding pass is behind).",
+            registry=registry,
+        )
+        self.semantic_coverage = Gauge(
+            "knowledge_semantic_coverage",
+            "Share of the loaded index's chunks that have a vector (1 when complete).",
+            registry=registry,
+        )
+        self.vectors_embedded = Counter(
+            "knowledge_vectors_embedded",
+            "Chunks given a vector by this service's embedding pass.",
+            registry=registry,
+        )
         self.index_runs = Counter(
             "index_runs", "Indexing runs started by the service.", registry=registry
         )

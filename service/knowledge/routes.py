@@ -19,8 +19,8 @@ from service.errors import NotFound, error_responses
 from service.http.routers import api_router
 from service.knowledge.indexer import IndexReport
 from service.knowledge.scry import Scry
-from service.knowledge.scry_models import ScryRequest, ScryResponse
-from service.knowledge.service import IndexRun, IndexState, KnowledgeService
+from service.knowledge.scry_models import Mode, ScryRequest, ScryResponse
+from service.knowledge.service import IndexPhase, IndexRun, IndexState, KnowledgeService
 from service.mother.deps import HopsDep
 from service.principal import SCOPE_INDEX, SCOPE_SCRY, Principal
 
@@ -91,6 +91,12 @@ class IndexRunReport(BaseModel):
     chunks_embedded: int
     commits_indexed: int
     seconds: float
+    lexical_seconds: float = Field(
+        0.0, description="Seconds until the chunks were committed (lexical search ready)."
+    )
+    chunks_unembedded: int = Field(
+        0, description="Chunks left without a vector at the end (the background pass's)."
+    )
     notes: list[str]
     secret_files: list[str] = Field(
         default_factory=list,
@@ -99,8 +105,16 @@ class IndexRunReport(BaseModel):
     )
 
 
+class BackgroundEmbedding(BaseModel):
+    """The service's background embedding pass (chunks written without vectors)."""
+
+    running: bool
+    done: int = Field(description="Chunks embedded by the pass under way.")
+    total: int = Field(description="Chunks it found without a vector.")
+
+
 class IndexStatus(BaseModel):
-    """The current or last indexing run, and the size of the loaded index."""
+    """The current or last indexing run, and how complete the loaded index is."""
 
     run_id: int
     state: IndexState
@@ -110,10 +124,25 @@ class IndexStatus(BaseModel):
     reports: list[IndexRunReport]
     error: str | None
     generation: int
-    chunks: int
+    chunks: int = Field(description="Chunks with a vector in the loaded index.")
+    phase: IndexPhase | None = Field(
+        None, description="While running: files, commits, then vectors."
+    )
+    done: int = Field(0, description="While running: items of the phase done.")
+    total: int = Field(0, description="While running: items of the phase.")
+    chunks_total: int = Field(0, description="Chunks in the loaded index, embedded or not.")
+    semantic_coverage: float = Field(
+        1.0, description="Share of the chunks that have a vector (1 when complete)."
+    )
+    modes_available: list[Mode] = Field(
+        default_factory=list, description="Modes that answer over the whole index now."
+    )
+    background_embedding: BackgroundEmbedding | None = None
 
 
 def _status(knowledge: KnowledgeService, run: IndexRun) -> IndexStatus:
+    readiness = knowledge.readiness()
+    embedding = knowledge.embedding
     return IndexStatus(
         run_id=run.run_id,
         state=run.state,
@@ -124,6 +153,15 @@ def _status(knowledge: KnowledgeService, run: IndexRun) -> IndexStatus:
         error=run.error,
         generation=knowledge.generation,
         chunks=knowledge.chunk_count,
+        phase=run.phase,
+        done=run.done,
+        total=run.total,
+        chunks_total=knowledge.chunks_total,
+        semantic_coverage=readiness.semantic_coverage,
+        modes_available=list(readiness.modes_available),
+        background_embedding=BackgroundEmbedding(
+            running=embedding.running, done=embedding.done, total=embedding.total
+        ),
     )
 
 

@@ -73,6 +73,10 @@ class Scry:
             local = (lambda: self._search(request)) if self.knowledge is not None else None
             results, nodes = await self.federation.scry(request, hops=hops, local=local)
             answer = ScryResponse(results=results, count=len(results), mode=mode, nodes=nodes)
+        if self.knowledge is not None:
+            readiness = self.knowledge.readiness()
+            answer.modes_available = list(readiness.modes_available)
+            answer.semantic_coverage = readiness.semantic_coverage
         return scrub_answer(answer, self.scrubber, caller)
 
     async def _search(self, request: ScryRequest) -> list[ScryResult]:

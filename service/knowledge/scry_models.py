@@ -103,3 +103,13 @@ class ScryResponse(BaseModel):
     count: int
     mode: Mode
     nodes: list[NodeStatus] | None = Field(None, description="Federated scry: each node.")
+    modes_available: list[Mode] | None = Field(
+        None,
+        description="This node's modes that answer over its whole index now: lexical as "
+        "soon as files are indexed, hybrid and semantic once every chunk has its vector.",
+    )
+    semantic_coverage: float | None = Field(
+        None,
+        description="Share of this node's chunks that have a vector (1 when complete); "
+        "below 1, hybrid ranks a chunk without one by BM25 alone.",
+    )

@@ -12,6 +12,7 @@ outputs.
 from __future__ import annotations
 
 import sqlite3
+from concurrent.futures import Executor, Future
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -119,11 +120,16 @@ def run_query(
     query: Query,
     settings: KnowledgeSettings,
     cancel: Cancel | None = None,
+    *,
+    executor: Executor | None = None,
 ) -> list[Hit]:
-    """Run `query` in its mode and return at most `query.limit` ranked hits."""
+    """Run `query` in its mode and return at most `query.limit` ranked hits (with an
+    `executor`, the query's embedding runs there while BM25 runs here)."""
     features = settings.ranking.features()
     intent = analyse(query.text)
-    candidates = retrieve(conn, snapshot, embedder, query, settings, intent, cancel)
+    candidates = retrieve(
+        conn, snapshot, embedder, query, settings, intent, cancel, executor=executor
+    )
     ranked = rank(candidates, intent, mode=query.mode, limit=query.limit, features=features)
     if query.min_score is not None:
         ranked = [c for c in ranked if c.score >= query.min_score]
@@ -139,12 +145,19 @@ def retrieve(
     settings: KnowledgeSettings,
     intent: Intent,
     cancel: Cancel | None = None,
+    *,
+    executor: Executor | None = None,
 ) -> list[Candidate]:
     """The candidates of `query`: the `settings.candidates` best chunks by BM25 and/or by
     cosine (per its mode), plus the chunks defining an identifier the query names."""
     depth = max(query.limit, settings.candidates)
     lexical_hits: Ranked = []
     semantic_hits: Ranked = []
+    # The query's embedding is most of a hybrid query's time and needs no database: with
+    # an executor it runs on another core while BM25 runs on this one.
+    pending: Future[npt.NDArray[np.float32]] | None = None
+    if executor is not None and query.vector is None and query.mode == "hybrid":
+        pending = executor.submit(embedder.embed, [query.text], cancel=cancel)
     if query.mode in ("hybrid", "lexical"):
         match = prepare_match(
             conn,
@@ -162,7 +175,9 @@ def retrieve(
     if query.mode in ("hybrid", "semantic"):
         # Embedded even for an index without vectors yet: a query costs the same whatever
         # the index holds (the deadline and gate tests rely on it).
-        if vector is None:
+        if pending is not None:
+            vector = pending.result()[0]
+        elif vector is None:
             vector = embedder.embed([query.text], cancel=cancel)[0]
         semantic_hits = semantic(snapshot, vector, query, limit=depth)
     if cancel is not None:
@@ -216,21 +231,22 @@ def _fill_cosines(
     semantic_hits: Ranked,
 ) -> None:
     """Lexical-only candidates get their real cosine too (one row lookup each), on the
-    same scale as the semantic list's."""
-    if not semantic_hits:
-        return
+    same scale as the semantic list's. A chunk with no vector yet (the embedding pass has
+    not reached it) takes its lexical score as its semantic one: the blend neither helps
+    nor hurts it, so an index being embedded ranks as lexical search would."""
     missing = [c for c in candidates.values() if "semantic" not in c.modes]
     if not missing:
         return
-    ids = np.array([c.id for c in missing], dtype=np.int64)
-    pos = np.searchsorted(snapshot.ids, ids)
-    pos = np.minimum(pos, snapshot.size - 1)
-    present = snapshot.ids[pos] == ids
-    cosines = snapshot.matrix[pos] @ vector
-    high, low = semantic_hits[0][1], semantic_hits[-1][1]
-    for c, ok, cosine in zip(missing, present.tolist(), cosines.tolist(), strict=True):
-        if ok:
-            c.semantic = _scale(cosine, high, low)
+    present = [False] * len(missing)
+    cosines = [0.0] * len(missing)
+    if semantic_hits and snapshot.size:
+        ids = np.array([c.id for c in missing], dtype=np.int64)
+        pos = np.minimum(np.searchsorted(snapshot.ids, ids), snapshot.size - 1)
+        present = (snapshot.ids[pos] == ids).tolist()
+        cosines = (snapshot.matrix[pos] @ vector).tolist()
+    high, low = (semantic_hits[0][1], semantic_hits[-1][1]) if semantic_hits else (0.0, 0.0)
+    for c, ok, cosine in zip(missing, present, cosines, strict=True):
+        c.semantic = _scale(cosine, high, low) if ok else c.lexical
 
 
 def _scale(cosine: float, high: float, low: float) -> float:

@@ -244,10 +244,18 @@ class VectorSnapshot:
     paths: list[str]
     repos: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
+    # Chunks in the index at this generation, with or without a vector yet: chunks are
+    # committed (and searchable by BM25) before the embedding pass gives them vectors.
+    chunks: int = 0
 
     @property
     def size(self) -> int:
         return int(self.ids.shape[0])
+
+    @property
+    def semantic_coverage(self) -> float:
+        """The share of chunks that have a vector (1.0 for an empty index)."""
+        return 1.0 if self.chunks <= 0 else min(1.0, self.size / self.chunks)
 
     def mask(
         self, *, repo: str | None, kind: str | None, path_prefix: str | None
@@ -273,6 +281,7 @@ def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> Vec
     try:
         gen = generation(conn)
         count = conn.execute("SELECT count(*) FROM vectors").fetchone()[0]
+        chunk_total = conn.execute("SELECT count(*) FROM chunks").fetchone()[0]
         ids = np.empty(count, dtype=np.int64)
         matrix = np.empty((count, DIMENSIONS), dtype=np.float32)
         repo_codes = np.empty(count, dtype=np.int32)
@@ -307,6 +316,7 @@ def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> Vec
         paths=paths,
         repos=repos,
         kinds=kinds,
+        chunks=int(chunk_total),
     )
 
 
@@ -457,6 +467,38 @@ def chunk_meta(
         f"SELECT id, path, role, symbols FROM chunks WHERE id IN ({marks})", sorted(ids)
     )
     return {row[0]: (row[1], row[2], tuple(row[3].split())) for row in rows}
+
+
+def unembedded(conn: sqlite3.Connection, *, after: int, limit: int) -> list[tuple[int, str]]:
+    """(id, content) of up to `limit` chunks with no vector yet whose id is above `after`,
+    in id order (new chunks get higher ids, so a cursor over ids meets each chunk once)."""
+    rows = conn.execute(
+        "SELECT c.id, c.content FROM chunks c WHERE c.id > ? AND NOT EXISTS "
+        "(SELECT 1 FROM vectors v WHERE v.chunk_id = c.id) ORDER BY c.id LIMIT ?",
+        (after, limit),
+    )
+    return [(int(r[0]), str(r[1])) for r in rows]
+
+
+def unembedded_count(conn: sqlite3.Connection) -> int:
+    """Chunks that have no vector yet."""
+    row = conn.execute(
+        "SELECT count(*) FROM chunks c WHERE NOT EXISTS "
+        "(SELECT 1 FROM vectors v WHERE v.chunk_id = c.id)"
+    ).fetchone()
+    return int(row[0])
+
+
+def add_vectors(conn: sqlite3.Connection, vectors: Sequence[tuple[int, bytes]]) -> None:
+    """Store vectors of chunks, in one transaction. A chunk deleted meanwhile (its file
+    changed or went) is skipped; one that already has a vector keeps it."""
+    with transaction(conn):
+        conn.executemany(
+            "INSERT OR IGNORE INTO vectors(chunk_id, vector) "
+            "SELECT ?, ? WHERE EXISTS (SELECT 1 FROM chunks WHERE id = ?)",
+            [(chunk_id, blob, chunk_id) for chunk_id, blob in vectors],
+        )
+        bump_generation(conn)
 
 
 def counts(conn: sqlite3.Connection) -> tuple[int, int]:

@@ -91,6 +91,47 @@ class Tree:
         order. Symlinks and the service's excluded directories and files are left out."""
         yield from self._walk(self._root_fd, "", [])
 
+    def listed(self, rel: str) -> bool:
+        """Whether `files()` would list `rel` now: every directory on the way exists, is
+        no symlink, not skipped, not ignored and not excluded, and `rel` is a regular file
+        no .gitignore on the way ignores. The same rules as the listing, applied to one
+        path (the watcher asks this of each changed file instead of walking the tree)."""
+        *dirs, name = rel.split("/")
+        if not name or any(not part or part in (".", "..") for part in dirs):
+            return False
+        specs: list[tuple[str, pathspec.GitIgnoreSpec]] = []
+        opened: list[int] = []
+        dir_fd, rel_dir = self._root_fd, ""
+        try:
+            for part in dirs:
+                gitignore = _read_gitignore(dir_fd)
+                if gitignore is not None:
+                    specs.append((rel_dir, gitignore))
+                rel_dir = f"{rel_dir}/{part}" if rel_dir else part
+                if part in SKIP_DIRS or _ignored(specs, rel_dir, is_dir=True):
+                    return False
+                try:
+                    dir_fd = os.open(part, _DIR_FLAGS, dir_fd=dir_fd)
+                except OSError:
+                    return False
+                opened.append(dir_fd)
+                st = os.fstat(dir_fd)
+                if (st.st_dev, st.st_ino) in self.excluded:
+                    return False
+            gitignore = _read_gitignore(dir_fd)
+            if gitignore is not None:
+                specs.append((rel_dir, gitignore))
+            try:
+                st = os.stat(name, dir_fd=dir_fd, follow_symlinks=False)
+            except OSError:
+                return False
+            if not stat.S_ISREG(st.st_mode) or (st.st_dev, st.st_ino) in self.excluded:
+                return False
+            return not _ignored(specs, rel, is_dir=False)
+        finally:
+            for fd in reversed(opened):
+                os.close(fd)
+
     def _walk(
         self, dir_fd: int, rel_dir: str, specs: list[tuple[str, pathspec.GitIgnoreSpec]]
     ) -> Iterator[str]:

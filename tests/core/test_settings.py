@@ -72,3 +72,23 @@ def test_missing_config_file_is_an_error(tmp_path: Path) -> None:
     result = run_patina("serve", "--config", str(tmp_path / "nope.toml"))
     assert result.returncode == 2
     assert b"does not exist" in result.stderr
+
+
+def test_removed_fusion_settings_are_accepted_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture
+) -> None:
+    config = tmp_path / "patina.toml"
+    config.write_text("[knowledge]\nrrf_k = 60\nlexical_weight = 0.2\nsemantic_weight = 1.0\n")
+    with caplog.at_level("WARNING", logger="patina.knowledge"):
+        settings = load_settings(config, home=tmp_path)
+    assert settings.knowledge.candidates == 100
+    warnings = [r.getMessage() for r in caplog.records if "deprecated" in r.getMessage()]
+    assert len(warnings) == 1
+    assert all(name in warnings[0] for name in ("rrf_k", "lexical_weight", "semantic_weight"))
+
+
+def test_a_misspelt_knowledge_setting_is_named(tmp_path: Path) -> None:
+    config = tmp_path / "patina.toml"
+    config.write_text("[knowledge]\ncandidatez = 40\n")
+    with pytest.raises(SettingsError, match=r"invalid setting knowledge\.candidatez"):
+        load_settings(config, home=tmp_path)

@@ -3,10 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
+import signal
+import sqlite3
+import subprocess
+import time
 from pathlib import Path
 
-from tests.support.process import ServiceProcess, run_patina, short_tmp_dir
+from tests.support.process import PATINA, ServiceProcess, run_patina, short_tmp_dir
 
 from .conftest import write_corpus
 
@@ -58,3 +63,61 @@ def test_scry_without_a_service_fails_cleanly(tmp_path: Path) -> None:
     )
     assert result.returncode == 1
     assert b"cannot reach the service" in result.stderr
+
+
+def test_index_no_wait_leaves_vectors_pending_and_says_so_then_a_plain_run_completes(
+    tmp_path: Path,
+) -> None:
+    corpus = write_corpus(tmp_path / "shop")
+    env = {"PATINA_HOME": str(tmp_path / "home")}
+    quick = run_patina("index", str(corpus), "--no-wait", env=env, timeout=300)
+    assert quick.returncode == 0, quick.stderr.decode()
+    assert b"shop: lexical search ready after" in quick.stderr
+    assert b"0 chunks embedded" in quick.stdout
+    assert b"chunks have no vector yet" in quick.stderr
+    full = run_patina("index", str(corpus), env=env, timeout=300)
+    assert full.returncode == 0, full.stderr.decode()
+    assert b"5 unchanged" in full.stdout
+    assert b" 0 chunks embedded" not in full.stdout  # the pending vectors, embedded now
+    assert b"no vector yet" not in full.stderr
+
+
+def test_index_watch_indexes_a_saved_file_until_interrupted(tmp_path: Path) -> None:
+    corpus = write_corpus(tmp_path / "shop")
+    home = tmp_path / "home"
+    env = {k: v for k, v in os.environ.items() if not k.startswith("PATINA_")}
+    env["PATINA_HOME"] = str(home)
+    proc = subprocess.Popen(
+        [PATINA, "index", str(corpus), "--watch", "--no-wait"],
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    try:
+        assert proc.stderr is not None
+        for line in proc.stderr:
+            if b"watching for changes" in line:
+                break
+        else:
+            raise AssertionError("the watcher never started")
+        (corpus / "notes/airship.txt").write_text("The zeppelin hangar opens at dawn.\n")
+        index = home / "data/index.sqlite"
+        deadline = time.monotonic() + 60
+        found = False
+        while not found and time.monotonic() < deadline:
+            time.sleep(0.1)
+            conn = sqlite3.connect(index)
+            try:
+                found = bool(
+                    conn.execute(
+                        "SELECT 1 FROM documents WHERE path = 'notes/airship.txt'"
+                    ).fetchone()
+                )
+            finally:
+                conn.close()
+        assert found
+    finally:
+        proc.send_signal(signal.SIGINT)
+        out, _err = proc.communicate(timeout=60)
+    assert proc.returncode == 0
+    assert b"shop: 1 updated, 0 removed" in out

@@ -114,3 +114,24 @@ def test_cancel_terminates_a_running_onnx_batch(embedder: Embedder) -> None:
     assert not thread.is_alive()
     assert len(result) == 1
     assert isinstance(result[0], Cancelled), "the ONNX run finished instead of stopping"
+
+
+def test_batches_stay_within_the_token_budget_and_vectors_do_not_change(
+    embedder: Embedder, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    texts = [("word " * n).strip() for n in (3, 40, 90, 250, 400, 7, 120, 300)] * 3
+    alone = np.stack([embedder.embed([t])[0] for t in texts[:8]])
+    shapes: list[tuple[int, int]] = []
+    run = embedder._run
+
+    def recording(ids: np.ndarray, mask: np.ndarray, cancel: Cancel | None) -> np.ndarray:
+        shapes.append(ids.shape)
+        return run(ids, mask, cancel)
+
+    monkeypatch.setattr(embedder, "_run", recording)
+    monkeypatch.setattr(embedder, "batch_tokens", 512)
+    batched = embedder.embed(texts)
+    assert sum(rows for rows, _width in shapes) == len(texts)
+    assert all(rows * width <= 512 or rows == 1 for rows, width in shapes)
+    assert len(shapes) < len(texts)  # short texts still share a run
+    np.testing.assert_allclose(batched[:8], alone, atol=1e-4)

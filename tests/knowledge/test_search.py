@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import pytest
 from service.knowledge import store
 from service.knowledge.embedder import Embedder
 from service.knowledge.lexical import prepare_match
-from service.knowledge.search import Hit, Query
+from service.knowledge.search import Hit, Query, run_query
 from service.knowledge.service import KnowledgeService, index_path
 from service.settings import Settings
 
@@ -164,3 +165,24 @@ def test_a_new_index_gets_the_current_schema_and_private_mode(settings: Settings
     finally:
         conn.close()
     assert path.stat().st_mode & 0o777 == 0o600
+
+
+def test_hybrid_embeds_its_query_on_another_thread_with_the_same_answer(
+    shared_service: KnowledgeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    query = Query(f"{IDENTIFIER} {PARAPHRASE}", limit=5)
+    threads: list[str] = []
+    embed = shared_service.embedder.embed
+
+    def recording(texts: list[str], **kwargs: object) -> object:
+        threads.append(threading.current_thread().name)
+        return embed(texts, **kwargs)  # type: ignore[arg-type]
+
+    monkeypatch.setattr(shared_service.embedder, "embed", recording)
+    overlapped = shared_service.scry(query)
+    with shared_service.pool.borrow() as conn:
+        snapshot = shared_service.snapshot(conn)
+        inline = run_query(conn, snapshot, shared_service.embedder, query, shared_service.settings)
+    assert threads[0].startswith("patina-query-embed")
+    assert threads[1] == threading.current_thread().name
+    assert [(h.chunk.id, h.score) for h in overlapped] == [(h.chunk.id, h.score) for h in inline]

@@ -137,3 +137,25 @@ def test_excluded_directories_and_files_are_left_out_by_inode(tmp_path: Path) ->
     assert listed == ["docs/a.md", "docs/b.md"]
     assert seen == ["src/main.py", "state/"]
     assert iter_files(root, excluded=excluded) == listed
+
+
+def test_listed_judges_one_path_exactly_as_the_listing_does(tmp_path: Path) -> None:
+    root = write_corpus(tmp_path / "root", FILES)
+    (root / ".gitignore").write_text("build/\n*.log\n")
+    (root / "src/.gitignore").write_text("generated_*.py\n!generated_keep.py\n")
+    for rel in ("build/out.py", "app.log", "src/generated_x.py", "src/generated_keep.py",
+                ".git/config", "deep/er/still.txt"):  # fmt: skip
+        (root / rel).parent.mkdir(parents=True, exist_ok=True)
+        (root / rel).write_text("x\n")
+    (root / "src/link.py").symlink_to(root / "src/main.py")
+    (root / "linked").symlink_to(root / "docs")
+    os.mkfifo(root / "pipe")
+    outside = write_corpus(tmp_path / "outside", {"o.txt": OUTSIDE})
+    every = {p.relative_to(root).as_posix() for p in root.rglob("*")}
+    every |= {"linked/a.md", "missing.txt", "docs/../src/main.py", "o.txt"}
+    with Tree(root, excluded=inodes_of([root / "deep"])) as tree:
+        listed = set(tree.files())
+        assert {rel for rel in every if tree.listed(rel)} == listed
+    assert "src/generated_keep.py" in listed
+    assert "deep/er/still.txt" not in listed
+    assert outside.exists()
