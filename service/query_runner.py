@@ -13,11 +13,11 @@ from __future__ import annotations
 import asyncio
 import threading
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
 from service.cancel import Cancel
 from service.errors import DeadlineExceeded, ServiceBusy
+from service.thread_pools import full_thread_pool
 
 T = TypeVar("T")
 
@@ -58,8 +58,7 @@ class QueryRunner:
         self.gate = Gate(slots)
         self.default_timeout = default_timeout
         self._on_reject = on_reject
-        self._executor = ThreadPoolExecutor(max_workers=slots, thread_name_prefix="patina-work")
-        _start_every_worker(self._executor, slots)
+        self._executor = full_thread_pool(slots, "patina-work")
 
     async def run(self, work: Callable[[Cancel], T], *, timeout: float | None = None) -> T:
         """Run blocking `work(cancel)` on a worker thread; 503 if no slot, 504 past deadline."""
@@ -110,19 +109,6 @@ class QueryRunner:
     @property
     def worker_threads(self) -> int:
         return sum(1 for t in threading.enumerate() if t.name.startswith("patina-work"))
-
-
-def _start_every_worker(executor: ThreadPoolExecutor, workers: int) -> None:
-    """Start all of the pool's threads now. ThreadPoolExecutor starts one only when a task
-    finds none idle, so how many a service held at rest depended on how busy it had been
-    (a burst of timed-out queries left one more thread than a quiet start): with the pool
-    full from the start, the thread count is a constant a leak check can hold it to."""
-    if workers <= 0:
-        return
-    everyone_here = threading.Barrier(workers)
-    # Each task blocks until all have started, so no thread can take two of them.
-    for future in [executor.submit(everyone_here.wait) for _ in range(workers)]:
-        future.result()
 
 
 def _consume_result(future: asyncio.Future[Any]) -> None:

@@ -13,7 +13,6 @@ import sqlite3
 import threading
 import time
 from collections.abc import AsyncIterator
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import asynccontextmanager
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -34,6 +33,7 @@ from service.knowledge.scry_models import Mode
 from service.knowledge.search import MODES, Hit, Query, run_query
 from service.knowledge.watch import Batch, never_indexed, update_index, watch_roots
 from service.settings import Settings
+from service.thread_pools import full_thread_pool
 
 log = logging.getLogger("patina.knowledge")
 
@@ -111,8 +111,8 @@ class KnowledgeService:
             conn.close()
         self.pool = store.ReadPool(self.path, size=settings.max_concurrent_queries + 1)
         # One embedding thread per admitted query: its embedding overlaps its BM25 search.
-        self._query_embedding = ThreadPoolExecutor(
-            max_workers=settings.max_concurrent_queries, thread_name_prefix="patina-query-embed"
+        self._query_embedding = full_thread_pool(
+            settings.max_concurrent_queries, "patina-query-embed"
         )
         self._reload_lock = threading.Lock()
         # Held by whoever embeds this index in this process, one pass at a time.

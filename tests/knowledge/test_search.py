@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+from multiprocessing.pool import ThreadPool
 from pathlib import Path
 
 import pytest
@@ -186,3 +187,18 @@ def test_hybrid_embeds_its_query_on_another_thread_with_the_same_answer(
     assert threads[0].startswith("patina-query-embed")
     assert threads[1] == threading.current_thread().name
     assert [(h.chunk.id, h.score) for h in overlapped] == [(h.chunk.id, h.score) for h in inline]
+
+
+def test_the_query_embedding_threads_exist_from_the_start_and_queries_add_none(
+    service: KnowledgeService, indexed: Settings
+) -> None:
+    """The service's thread count at rest does not depend on how busy it has been."""
+
+    def embedding_threads() -> set[int | None]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith("patina-query-embed")}
+
+    started = embedding_threads()
+    assert len(started) >= indexed.max_concurrent_queries
+    with ThreadPool(indexed.max_concurrent_queries + 2) as pool:
+        pool.map(lambda _: service.scry(Query(f"{IDENTIFIER} {PARAPHRASE}")), range(12))
+    assert embedding_threads() <= started
