@@ -14,7 +14,7 @@ from pathlib import Path
 
 from service.agent.patina_format import PatinaPaths, find_project_root
 from service.agent.patina_vault import PatinaVault, merged_values_by_env, registered_env_names
-from service.agent.run import Reference, Resolved, RunError
+from service.agent.run import Reference, Resolved, RunError, resolve_from_store
 from service.agent.vault import IdentitySource, VaultError
 
 
@@ -56,18 +56,9 @@ class PatinaSource:
         return self._values
 
     def resolve(self, refs: Iterable[Reference]) -> dict[Reference, Resolved]:
-        refs = set(refs)
-        if any(ref.kind == "handle" for ref in refs):
-            raise RunError("handles can only be resolved by the service, not a Patina vault")
-        if not refs:
-            return {}
-        values = self._load()
-        out = {}
-        for ref in refs:
-            if ref.key not in values:
-                raise RunError(f"no registered secret with env name {ref.key} in the Patina vaults")
-            out[ref] = Resolved(values[ref.key], str(ref))
-        return out
+        return resolve_from_store(
+            refs, self._load, store="a Patina vault", missing="registered in the Patina vaults"
+        )
 
     def everything(self) -> dict[Reference, Resolved]:
         return self.resolve(Reference("name", name) for name in self._load())

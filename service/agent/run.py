@@ -27,7 +27,7 @@ import signal
 import subprocess
 import sys
 import threading
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import IO, Any, Protocol
@@ -83,6 +83,31 @@ class Resolved:
 
     def __repr__(self) -> str:
         return f"Resolved(placeholder={self.placeholder!r})"
+
+
+def resolve_from_store(
+    refs: Iterable[Reference],
+    load: Callable[[], Mapping[str, str]],
+    *,
+    store: str,
+    missing: str,
+) -> dict[Reference, Resolved]:
+    """Resolve names from a store of values on this machine (a vault). Handles are minted
+    by the service and only it can resolve them. `load` runs (decrypts) only when a name
+    is asked for; the placeholder is the `${secret:NAME}` reference itself. `missing`
+    ends the error for a name the store lacks ("in <path>")."""
+    refs = set(refs)
+    if any(ref.kind == "handle" for ref in refs):
+        raise RunError(f"handles can only be resolved by the service, not {store}")
+    if not refs:
+        return {}
+    values = load()
+    out = {}
+    for ref in refs:
+        if ref.key not in values:
+            raise RunError(f"no secret named {ref.key} {missing}")
+        out[ref] = Resolved(values[ref.key], str(ref))
+    return out
 
 
 def references_in(texts: Iterable[str]) -> set[Reference]:
@@ -215,21 +240,15 @@ class VaultSource:
         return f"VaultSource({self._vault!r})"
 
     def resolve(self, refs: Iterable[Reference]) -> dict[Reference, Resolved]:
-        refs = set(refs)
-        if any(ref.kind == "handle" for ref in refs):
-            raise RunError("handles can only be resolved by the service, not the local vault")
-        if not refs:
-            return {}
+        return resolve_from_store(
+            refs, self._load, store="the local vault", missing=f"in {self._vault.path}"
+        )
+
+    def _load(self) -> dict[str, str]:
         try:
-            values = self._vault.load()
+            return self._vault.load()
         except VaultError as exc:
             raise RunError(str(exc)) from None
-        out = {}
-        for ref in refs:
-            if ref.key not in values:
-                raise RunError(f"no secret named {ref.key} in {self._vault.path}")
-            out[ref] = Resolved(values[ref.key], str(ref))
-        return out
 
     def names(self) -> list[str]:
         try:

@@ -7,7 +7,7 @@ name file, line, rule and the secret's name or handle; values stay in this proce
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Annotated
 
@@ -126,41 +126,40 @@ def run_scan(
     raise typer.Exit(1)
 
 
+def _scan_command(*, staged_only: bool, summary: str) -> Callable[..., None]:
+    """One command body for `check` and `audit`: they differ only in what they scan."""
+
+    def command(
+        history: HistoryOption = False,
+        values: ValuesOption = True,
+        config: ConfigOption = None,
+        identity: IdentityOption = None,
+        socket: SocketOption = None,
+    ) -> None:
+        run_scan(
+            staged_only=staged_only,
+            history=history,
+            values=values,
+            config=config,
+            identity=identity,
+            socket=socket,
+        )
+
+    command.__doc__ = summary  # typer shows it as the command's help
+    return command
+
+
 def register(app: typer.Typer) -> None:
     """Add `check` and `audit` to `patina secrets`."""
-
-    @app.command("check")
-    def check(
-        history: HistoryOption = False,
-        values: ValuesOption = True,
-        config: ConfigOption = None,
-        identity: IdentityOption = None,
-        socket: SocketOption = None,
-    ) -> None:
-        """Scan the staged files (pre-commit hook): exit 0 clean, 1 findings, 2 error."""
-        run_scan(
+    app.command("check")(
+        _scan_command(
             staged_only=True,
-            history=history,
-            values=values,
-            config=config,
-            identity=identity,
-            socket=socket,
+            summary="Scan the staged files (pre-commit hook): exit 0 clean, 1 findings, 2 error.",
         )
-
-    @app.command("audit")
-    def audit(
-        history: HistoryOption = False,
-        values: ValuesOption = True,
-        config: ConfigOption = None,
-        identity: IdentityOption = None,
-        socket: SocketOption = None,
-    ) -> None:
-        """Scan every tracked file: exit 0 clean, 1 findings, 2 error."""
-        run_scan(
+    )
+    app.command("audit")(
+        _scan_command(
             staged_only=False,
-            history=history,
-            values=values,
-            config=config,
-            identity=identity,
-            socket=socket,
+            summary="Scan every tracked file: exit 0 clean, 1 findings, 2 error.",
         )
+    )
