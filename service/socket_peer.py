@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import os
 import socket
+import ssl
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -80,6 +81,9 @@ def expected_server(path: Path | str, service_uid: int | None = None) -> Expecte
     return ExpectedServer(frozenset(uids), reason)
 
 
+_NO_TLS = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+
+
 class _CheckingBackend(httpcore.SyncBackend):
     """httpcore's socket backend, checking the peer of every Unix-socket connection."""
 
@@ -107,7 +111,10 @@ class CheckedUnixTransport(httpx.HTTPTransport):
     def __init__(
         self, path: Path | str, *, service_uid: int | None = None, limits: httpx.Limits
     ) -> None:
-        super().__init__(uds=str(path), limits=limits)
+        # Plain HTTP over the socket: no TLS context is needed, and httpx's default one
+        # loads the whole CA bundle (tens of ms on every client start). A context with no
+        # trust anchors costs nothing and would refuse any certificate if TLS ever came up.
+        super().__init__(uds=str(path), limits=limits, verify=_NO_TLS)
         # httpx takes no network backend, its connection pool does: the same pool httpx
         # builds for `uds=`, with a backend that checks each new connection.
         self._pool = httpcore.ConnectionPool(

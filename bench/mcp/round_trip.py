@@ -11,8 +11,10 @@ then, alternating in rounds so load on the machine hits every column alike:
 * MCP SDK: `session.call_tool("scry")` through the SDK's own Streamable HTTP client (what
   an agent's Python client pays in total).
 Each column is the p50 and p90 of `--requests` calls with the same query set; the ratios
-are against REST. Then `--starts` times: spawn `patina mcp`, initialize, call scry, and
-report the time to the first answer (median and max).
+are against REST. Then `--starts` times, alternating: spawn `patina mcp`, initialize, call
+scry, and report the time to the first answer (median and max) and the CPU per start; the
+same for a baseline that imports the whole MCP SDK and httpx before running the same
+command (as `patina mcp` did before it left out the parts it never uses), and the ratio.
 """
 
 from __future__ import annotations
@@ -134,8 +136,20 @@ def _children_cpu() -> float:
     return usage.ru_utime + usage.ru_stime
 
 
-async def _first_answer(home: Path) -> float:
-    params = StdioServerParameters(command=PATINA, args=["mcp"], env={"PATINA_HOME": str(home)})
+# `patina mcp` with the SDK's package __init__s and httpx (with its CLI) imported first, so
+# service/mcp/lean_start.py finds nothing left to skip.
+BASELINE = (
+    "import httpx, mcp, sys; sys.argv = ['patina', 'mcp']; "
+    "from service.cli.main import main; main()"
+)
+STARTS = {
+    "patina mcp": (PATINA, ["mcp"]),
+    "baseline (whole SDK, httpx CLI)": (sys.executable, ["-c", BASELINE]),
+}
+
+
+async def _first_answer(home: Path, command: str, args: list[str]) -> float:
+    params = StdioServerParameters(command=command, args=args, env={"PATINA_HOME": str(home)})
     started = time.perf_counter()
     with open(os.devnull, "w") as errlog:
         async with (
@@ -159,11 +173,15 @@ def main() -> None:
     try:
         socket = home / "run" / "serve.sock"
         times = asyncio.run(_bench_http(socket, args.requests))
-        cpu_before = _children_cpu()
-        starts = [asyncio.run(_first_answer(home)) for _ in range(args.starts)]
-        # CPU of the exited `patina mcp` processes (start, one answer, exit): moves less with
-        # the machine's load than the wall time does.
-        cpu_per_start = (_children_cpu() - cpu_before) / args.starts
+        starts: dict[str, list[float]] = {name: [] for name in STARTS}
+        # CPU of the exited processes (start, one answer, exit): moves less with the
+        # machine's load than the wall time does.
+        cpu: dict[str, float] = dict.fromkeys(STARTS, 0.0)
+        for _ in range(args.starts):
+            for name, (command, command_args) in STARTS.items():
+                cpu_before = _children_cpu()
+                starts[name].append(asyncio.run(_first_answer(home, command, command_args)))
+                cpu[name] += _children_cpu() - cpu_before
     finally:
         proc.terminate()
         proc.wait(30)
@@ -175,11 +193,15 @@ def main() -> None:
     for name, samples in times.items():
         p50, p90 = _percentiles(samples)
         print(f"{name:<22}{p50 * 1e3:>9.2f}{p90 * 1e3:>9.2f}{p50 / rest_p50:>12.2f}")
-    median = statistics.median(starts)
-    print(
-        f"patina mcp (stdio), spawn to first scry answer: median {median:.3f} s, "
-        f"max {max(starts):.3f} s over {len(starts)} starts; CPU {cpu_per_start:.3f} s per start"
-    )
+    print(f"stdio, spawn to first scry answer, {args.starts} starts each (alternating):")
+    print(f"{'':<34}{'median s':>9}{'max s':>8}{'CPU s':>8}{'median / baseline':>19}")
+    baseline = statistics.median(starts["baseline (whole SDK, httpx CLI)"])
+    for name, samples in starts.items():
+        median = statistics.median(samples)
+        print(
+            f"{name:<34}{median:>9.3f}{max(samples):>8.3f}{cpu[name] / args.starts:>8.3f}"
+            f"{median / baseline:>19.2f}"
+        )
     print(json.dumps({"requests": args.requests, "starts": args.starts}))
 
 

@@ -6,8 +6,6 @@ import sys
 
 import typer
 
-from service.socket_peer import WrongPeer
-
 HELP = "patina-serve: project search and an agent-safe secrets broker."
 
 
@@ -65,13 +63,20 @@ def build_app() -> typer.Typer:
 def main() -> None:
     if sys.argv[1:2] == ["mcp"]:
         # An agent spawns `patina mcp` for every session, so its start-up counts: only its
-        # own module is loaded (the others bring numpy, rich and the vault with them).
+        # own module is loaded (the others bring numpy, rich and the vault with them), and
+        # the SDK and httpx without the parts it never uses (first, before any import).
+        from service.mcp.lean_start import skip_unused_imports
+
+        skip_unused_imports()
         from service.cli import mcp_cmd
 
         app = new_app()
         mcp_cmd.register(app)
     else:
         app = build_app()
+    # Imported after the route is chosen: it brings httpx with it.
+    from service.socket_peer import WrongPeer
+
     try:
         app()
     except WrongPeer as exc:

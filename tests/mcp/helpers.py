@@ -1,7 +1,9 @@
-"""Reading MCP tool answers in tests."""
+"""Reading MCP tool answers in tests, and speaking to a spawned `patina mcp` by hand."""
 
 from __future__ import annotations
 
+import json
+import subprocess
 from typing import Any
 
 import mcp_types as types
@@ -30,3 +32,23 @@ def failed(result: types.CallToolResult) -> str:
 def structured(result: types.CallToolResult) -> dict[str, Any]:
     assert result.structured_content is not None, text_of(result)
     return result.structured_content
+
+
+def initialize_over_pipes(proc: subprocess.Popen[bytes]) -> None:
+    """Send `initialize` to a spawned stdio server and check it answers as patina-serve."""
+    assert proc.stdin is not None
+    assert proc.stdout is not None
+    request = {
+        "jsonrpc": "2.0",
+        "id": 1,
+        "method": "initialize",
+        "params": {
+            "protocolVersion": "2025-06-18",
+            "capabilities": {},
+            "clientInfo": {"name": "test", "version": "1"},
+        },
+    }
+    proc.stdin.write((json.dumps(request) + "\n").encode())
+    proc.stdin.flush()
+    answer = json.loads(proc.stdout.readline())
+    assert answer["result"]["serverInfo"]["name"] == "patina-serve"

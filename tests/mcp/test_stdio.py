@@ -22,7 +22,14 @@ from tests.mcp.conftest import (
     stdio_params,
     stdio_session,
 )
-from tests.mcp.helpers import EXPECTED_TOOLS, HANDLE_PATTERN, failed, ok, structured
+from tests.mcp.helpers import (
+    EXPECTED_TOOLS,
+    HANDLE_PATTERN,
+    failed,
+    initialize_over_pipes,
+    ok,
+    structured,
+)
 from tests.support.process import PATINA, short_tmp_dir
 
 pytestmark = pytest.mark.anyio
@@ -186,28 +193,9 @@ def _spawn(live: LiveService, **extra: str) -> subprocess.Popen[bytes]:
     )
 
 
-def _initialize(proc: subprocess.Popen[bytes]) -> None:
-    assert proc.stdin is not None
-    assert proc.stdout is not None
-    request = {
-        "jsonrpc": "2.0",
-        "id": 1,
-        "method": "initialize",
-        "params": {
-            "protocolVersion": "2025-06-18",
-            "capabilities": {},
-            "clientInfo": {"name": "test", "version": "1"},
-        },
-    }
-    proc.stdin.write((json.dumps(request) + "\n").encode())
-    proc.stdin.flush()
-    answer = json.loads(proc.stdout.readline())
-    assert answer["result"]["serverInfo"]["name"] == "patina-serve"
-
-
 def test_the_stdio_server_exits_cleanly_when_stdin_closes(live: LiveService) -> None:
     with _spawn(live) as proc:
-        _initialize(proc)
+        initialize_over_pipes(proc)
         # communicate() closes stdin first, then waits for the exit.
         _out, err = proc.communicate(timeout=20)
     assert proc.returncode == 0
@@ -216,7 +204,7 @@ def test_the_stdio_server_exits_cleanly_when_stdin_closes(live: LiveService) -> 
 
 def test_the_stdio_server_exits_cleanly_on_sigterm(live: LiveService) -> None:
     with _spawn(live) as proc:
-        _initialize(proc)
+        initialize_over_pipes(proc)
         proc.send_signal(signal.SIGTERM)
         # Its stdin is still open: the signal alone ends it.
         assert proc.wait(timeout=20) == 0
@@ -239,7 +227,7 @@ def test_sigterm_also_stops_a_command_secrets_run_is_running(
         },
     }
     with _spawn(live, PATINA_MCP__SECRETS_RUN="true") as proc:
-        _initialize(proc)
+        initialize_over_pipes(proc)
         assert proc.stdin is not None
         initialized = {"jsonrpc": "2.0", "method": "notifications/initialized"}
         for message in (initialized, call):

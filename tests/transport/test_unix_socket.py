@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import signal
 import socket
+import ssl
 import stat
 import subprocess
 import time
@@ -12,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from service.client import Target, open_client
 from tests.support.process import ServiceProcess, running_service, uds_client
 
 
@@ -194,3 +196,18 @@ def test_sigterm_drains_an_in_flight_request_before_exiting(short_tmp: Path) -> 
     assert answer.startswith(b"HTTP/1.1 200"), answer[:200]
     assert service.proc.wait(20) == 0
     assert not service.socket.exists()
+
+
+def test_the_socket_client_reaches_the_service_without_loading_a_ca_bundle(
+    short_tmp: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Plain HTTP over the socket: loading certificate authorities there is start-up time
+    # every CLI command and `patina mcp` would pay for nothing.
+    def refuse(*args: object, **kwargs: object) -> None:
+        raise AssertionError("a CA bundle was loaded for a Unix-socket client")
+
+    with running_service(home=short_tmp) as service:
+        monkeypatch.setattr(ssl.SSLContext, "load_verify_locations", refuse)
+        monkeypatch.setattr(ssl.SSLContext, "load_default_certs", refuse)
+        with open_client(Target(socket=service.socket)) as client:
+            assert client.get("/health").json()["status"] == "ok"
