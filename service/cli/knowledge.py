@@ -161,6 +161,7 @@ def _watch(
 ) -> None:
     """Index each change under `paths` until interrupted (vectors too, given an
     `embedder`)."""
+    import signal
     import threading
 
     from service.knowledge import store
@@ -181,18 +182,26 @@ def _watch(
                 f"removed; {report.chunks_embedded} chunks embedded ({report.seconds:.2f}s)"
             )
 
+    # Ctrl-C and SIGTERM end the watch after the batch in progress, as they end the
+    # service: handlers of our own, because a shell starts background jobs with SIGINT
+    # ignored, and a KeyboardInterrupt raised mid-batch would only roll the batch back.
+    stop = threading.Event()
+    previous = {
+        sig: signal.signal(sig, lambda _signum, _frame: stop.set())
+        for sig in (signal.SIGINT, signal.SIGTERM)
+    }
     try:
         watch_roots(
             roots,
             apply,
-            stop=threading.Event(),
+            stop=stop,
             ignored=never_indexed(service_paths(settings)),
             force_polling=settings.knowledge.watch_polling,
             ready=lambda: typer.echo("watching for changes (Ctrl-C ends)", err=True),
         )
-    except KeyboardInterrupt:
-        pass  # Ctrl-C while a change was being indexed: it is committed or rolled back
     finally:
+        for sig, handler in previous.items():
+            signal.signal(sig, handler)
         conn.close()
 
 

@@ -11,6 +11,8 @@ import subprocess
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.support.process import PATINA, ServiceProcess, run_patina, short_tmp_dir
 
 from .conftest import write_corpus
@@ -82,7 +84,15 @@ def test_index_no_wait_leaves_vectors_pending_and_says_so_then_a_plain_run_compl
     assert b"no vector yet" not in full.stderr
 
 
-def test_index_watch_indexes_a_saved_file_until_interrupted(tmp_path: Path) -> None:
+def _as_a_background_job() -> None:
+    # A non-interactive shell starts `cmd &` with SIGINT ignored, and the child inherits it.
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+
+
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_index_watch_indexes_a_saved_file_until_signalled(
+    tmp_path: Path, stop_signal: signal.Signals
+) -> None:
     corpus = write_corpus(tmp_path / "shop")
     home = tmp_path / "home"
     env = {k: v for k, v in os.environ.items() if not k.startswith("PATINA_")}
@@ -92,6 +102,7 @@ def test_index_watch_indexes_a_saved_file_until_interrupted(tmp_path: Path) -> N
         env=env,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
+        preexec_fn=_as_a_background_job,
     )
     try:
         assert proc.stderr is not None
@@ -116,8 +127,11 @@ def test_index_watch_indexes_a_saved_file_until_interrupted(tmp_path: Path) -> N
             finally:
                 conn.close()
         assert found
-    finally:
-        proc.send_signal(signal.SIGINT)
+        proc.send_signal(stop_signal)
         out, _err = proc.communicate(timeout=60)
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+        proc.communicate()
     assert proc.returncode == 0
     assert b"shop: 1 updated, 0 removed" in out
