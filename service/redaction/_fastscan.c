@@ -90,13 +90,22 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
             j += 16;
             continue;
         }
-        /* The bytes before the first break are in place already. */
+        /* The bytes before the first break are in place already. After a break, the rest
+         * of the block moves left: one 16-byte copy, where the 16 bytes read from data and
+         * written at out + j (j < i + kept: a break is gone) lie inside both buffers;
+         * memcpy near the end of the read. */
         Py_ssize_t kept = 0;
+        int whole_copies = i + 32 <= size;
         while (mask != 0) {
             Py_ssize_t k = __builtin_ctz(mask);
             mask &= mask - 1;
             if (k > kept) {
-                memcpy(out + j, data + i + kept, (size_t)(k - kept));
+                if (whole_copies) {
+                    _mm_storeu_si128((__m128i *)(out + j),
+                                     _mm_loadu_si128((const __m128i *)(data + i + kept)));
+                } else {
+                    memcpy(out + j, data + i + kept, (size_t)(k - kept));
+                }
                 j += k - kept;
             }
             if (breaks != NULL && offsets_push(breaks, i + k) < 0) {
@@ -107,7 +116,12 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
             }
             kept = k + 1;
         }
-        memcpy(out + j, data + i + kept, (size_t)(16 - kept));
+        if (whole_copies) {
+            _mm_storeu_si128((__m128i *)(out + j),
+                             _mm_loadu_si128((const __m128i *)(data + i + kept)));
+        } else {
+            memcpy(out + j, data + i + kept, (size_t)(16 - kept));
+        }
         j += 16 - kept;
         i += 16;
     }

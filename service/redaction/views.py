@@ -157,11 +157,13 @@ class Escapes:
             self.starts = [start for start, _, _ in merged]
             self.ends = [end for _, end, _ in merged]
             self.decoded = [value for _, _, value in merged]
+        # Views, not slices: the text between escapes is copied once, by the join.
+        whole = memoryview(source)
         literals = [
-            source[begin:start]
+            whole[begin:start]
             for begin, start in zip([0, *self.ends], [*self.starts, len(source)], strict=True)
         ]
-        pieces: list[bytes] = [b""] * (2 * len(literals) - 1)
+        pieces: list[bytes | memoryview] = [b""] * (2 * len(literals) - 1)
         pieces[0::2] = literals
         pieces[1::2] = self.decoded
         self.text = b"".join(pieces)
