@@ -56,6 +56,17 @@ static int offsets_push(Offsets *list, int64_t value) {
     return 0;
 }
 
+/* Note the break at data[i] (a '\r' or '\n') in the lists that are given. */
+static int record_break(const uint8_t *data, Py_ssize_t i, Offsets *breaks, Offsets *newlines) {
+    if (breaks != NULL && offsets_push(breaks, i) < 0) {
+        return -1;
+    }
+    if (data[i] == '\n' && newlines != NULL && offsets_push(newlines, i) < 0) {
+        return -1;
+    }
+    return 0;
+}
+
 /* data[i], or a line feed past the end: the detector reads whole columns, and the pure
  * path pads the read with line feeds for the lines near its end. */
 static inline uint8_t at(const uint8_t *data, Py_ssize_t size, Py_ssize_t i) {
@@ -108,10 +119,7 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
                 }
                 j += k - kept;
             }
-            if (breaks != NULL && offsets_push(breaks, i + k) < 0) {
-                return -1;
-            }
-            if (data[i + k] == '\n' && newlines != NULL && offsets_push(newlines, i + k) < 0) {
+            if (record_break(data, i + k, breaks, newlines) < 0) {
                 return -1;
             }
             kept = k + 1;
@@ -129,10 +137,7 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
     for (; i < size; i++) {
         uint8_t c = data[i];
         if (c == '\n' || c == '\r') {
-            if (breaks != NULL && offsets_push(breaks, i) < 0) {
-                return -1;
-            }
-            if (c == '\n' && newlines != NULL && offsets_push(newlines, i) < 0) {
+            if (record_break(data, i, breaks, newlines) < 0) {
                 return -1;
             }
         } else {
