@@ -25,10 +25,11 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 
-# `strip`, for the extension modules below (this stage only).
+# `strip`, for the extension modules below, and a C compiler for the project's own one (the
+# secret scrubber's line pass, service/redaction/_fastscan.c); this stage only.
 # hadolint ignore=DL3008
 RUN apt-get update \
- && apt-get install -y --no-install-recommends binutils \
+ && apt-get install -y --no-install-recommends binutils gcc libc6-dev \
  && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, in their own layer, pinned by constraints.txt: editing the code does not
@@ -67,12 +68,14 @@ RUN "$VIRTUAL_ENV/bin/pip" uninstall --yes huggingface-hub hf-xet fsspec tqdm fi
 # The project itself: build its wheel, then install that wheel (not the source tree). Its
 # dependencies are already there, under the same pins; --no-deps keeps pip from putting back
 # what was trimmed. Then the installers leave the virtualenv.
-COPY README.md ./
+# The compiled line pass is optional for a source install (no compiler: the pure path runs);
+# the image checks that it was built.
+COPY README.md setup.py ./
 COPY service ./service
 RUN "$VIRTUAL_ENV/bin/pip" wheel --no-deps --wheel-dir /wheels . \
  && "$VIRTUAL_ENV/bin/pip" install --require-virtualenv --no-deps -c constraints.txt /wheels/patina_serve-*.whl \
  && "$VIRTUAL_ENV/bin/pip" uninstall --yes pip setuptools wheel \
- && "$VIRTUAL_ENV/bin/python" -c 'import service.cli.main, service.app, service.mcp.http, service.mcp.stdio'
+ && "$VIRTUAL_ENV/bin/python" -c 'import service.cli.main, service.app, service.mcp.http, service.mcp.stdio, service.redaction._fastscan'
 
 # ---------------------------------------------------------------------------------------------
 # The runtime root filesystem: the base image without what a server never runs, plus the venv.

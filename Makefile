@@ -20,11 +20,14 @@ dev: $(VENV)/.dev
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-$(VENV)/.runtime: pyproject.toml constraints.txt | $(VENV)/bin/python
+# setup.py builds the scrubber's compiled line pass in place: rebuilt when its source changes.
+BUILD_INPUTS := pyproject.toml constraints.txt setup.py service/redaction/_fastscan.c
+
+$(VENV)/.runtime: $(BUILD_INPUTS) | $(VENV)/bin/python
 	$(PIP) -c constraints.txt -e .
 	touch $@
 
-$(VENV)/.dev: pyproject.toml constraints.txt | $(VENV)/bin/python
+$(VENV)/.dev: $(BUILD_INPUTS) | $(VENV)/bin/python
 	$(PIP) -c constraints.txt -e '.[dev]'
 	touch $@ $(VENV)/.runtime
 

@@ -1,6 +1,7 @@
 """CPU time of the scrubber at another revision and in this tree, interleaved, on the
 benchmark's streams: a before/after figure that a loaded machine distorts less than wall
-time (each run is one thread, in memory, 1 MiB reads; least of `--rounds` per tree).
+time (each run is one thread, in memory, 1 MiB reads, freed buffers kept in the heap as
+scrub_fd keeps them; least of `--rounds` per tree).
 
 Usage: .venv/bin/python bench/redact/compare_cpu.py REV [--mb 100] [--rounds 3]
 """
@@ -27,7 +28,8 @@ _CHILD = """
 import base64, json, sys, time
 sys.path.insert(0, sys.argv[1])
 from service.redaction.match import Search
-from service.redaction.scrubber import Scrubber, ScrubStream
+from service.redaction.scrubber import Scrubber, ScrubStream, keep_freed_buffers
+keep_freed_buffers()  # as scrub_fd does: no page faults for each read's fresh buffers
 values = [base64.b64decode(v) for v in json.loads(open(sys.argv[2]).read())]
 scrubber = Scrubber([(b"<s%d>" % i, v) for i, v in enumerate(values)], engine=sys.argv[4])
 data = open(sys.argv[3], "rb").read()

@@ -324,21 +324,33 @@ class Segment:
 
 
 def dump_segments(
-    data: bytes, newlines: npt.NDArray[np.int64], *, line_start: bool, final: bool
+    data: bytes,
+    newlines: npt.NDArray[np.int64],
+    *,
+    line_start: bool,
+    final: bool,
+    candidates: list[int] | None = None,
 ) -> list[Segment]:
     """The dump segments of `data`. Unless `final`, its last line is complete only when it
     ends in a line break, and a segment that reaches an unfinished line that may still
-    become a dump line is open. `line_start`: data begins a line."""
+    become a dump line is open. `line_start`: data begins a line. `candidates`: the starts
+    of every line of `data` (an unfinished last one too) that candidate_lines picks, when
+    the caller has them."""
     bounds = newlines
     tail_start = int(newlines[-1]) + 1 if len(newlines) else 0
     if final and tail_start < len(data):
         bounds = np.append(newlines, len(data))
     partial = not final and tail_start < len(data)
     continues = not partial or may_become_dump_line(data[tail_start:])
+    if candidates is None:
+        candidates = candidate_lines(data, bounds)
+    elif partial:
+        # The unfinished last line is no line yet.
+        candidates = [start for start in candidates if start < tail_start]
     segments: list[Segment] = []
     current: Segment | None = None
     next_start = -1
-    for start in candidate_lines(data, bounds):
+    for start in candidates:
         if start == 0 and not line_start:
             continue
         stop = data.find(b"\n", start)

@@ -31,6 +31,7 @@ import numpy.typing as npt
 from service.redaction.dumps import dump_segments, may_become_dump_line
 from service.redaction.engines import Engine, Finder, build_engine
 from service.redaction.forms import MIN_FORM_LEN, Form
+from service.redaction.lines import Lines, scan_lines
 from service.redaction.nearby import as_is_regions, text_bytes_before
 from service.redaction.views import Escapes, TextView, partial_escape_start, remove_breaks
 
@@ -251,17 +252,20 @@ def _dump_part(
     forms: FormSet,
     find: Finder,
     window: bytes,
-    newlines: npt.NDArray[np.int64],
+    lines: Lines,
     *,
     line_start: bool,
     final: bool,
 ) -> tuple[list[tuple[int, int, int]], int]:
     """Dump view: candidates (start, -end, owner), and where holding back begins
-    (len(window) if nowhere). `newlines`: the offsets of the window's line feeds."""
+    (len(window) if nowhere). `lines`: the window's line structure."""
     size = len(window)
     hold = size
     found: list[tuple[int, int, int]] = []
-    segments = dump_segments(window, newlines, line_start=line_start, final=final)
+    newlines = lines.newlines
+    segments = dump_segments(
+        window, newlines, line_start=line_start, final=final, candidates=lines.candidates
+    )
     if segments:
         # One search over all segments (a call per dump costs more than the search), and
         # no match across two of them.
@@ -307,16 +311,11 @@ def analyze(
     begins a line. `final`: no more output follows."""
     find = search.find
     dump_find = search.dump_find or find
-    array = np.frombuffer(window, dtype=np.uint8)
-    if b"\r" in window:
-        # One pass over the read for both kinds of break (the text view needs both).
-        breaks = np.flatnonzero((array == 10) | (array == 13))
-        newlines = breaks[array[breaks] == 10]
-    else:
-        breaks = newlines = np.flatnonzero(array == 10)
+    lines = scan_lines(window)
+    breaks = lines.breaks
     if search.pool is not None:
         dumps = search.pool.submit(
-            _dump_part, forms, dump_find, window, newlines, line_start=line_start, final=final
+            _dump_part, forms, dump_find, window, lines, line_start=line_start, final=final
         )
     size = len(window)
     hold = size
@@ -327,7 +326,8 @@ def analyze(
             escapes = escapes.cut(partial)
             hold = partial
     sources = [escapes]
-    texts = [remove_breaks(escapes.text)]
+    # Without escapes the decoded text is the read itself (up to a cut-off escape).
+    texts = [remove_breaks(escapes.text) if escapes.count else lines.text_before(len(escapes.text))]
     scanned = [forms.scan(texts[0], find, final=final)]
     if escapes.count:
         # The output as it is, too: a `%`, `\\` or `&` just before a value can turn its
@@ -336,13 +336,13 @@ def analyze(
         if keys != []:
             as_is = Escapes.none(window, len(escapes.source))
             sources.append(as_is)
-            texts.append(remove_breaks(as_is.text))
+            texts.append(lines.text_before(len(as_is.text)))
             scanned.append(forms.scan(texts[1], find, final=final, keys=keys))
     if search.pool is not None:
         candidates, dump_hold = dumps.result()
     else:
         candidates, dump_hold = _dump_part(
-            forms, dump_find, window, newlines, line_start=line_start, final=final
+            forms, dump_find, window, lines, line_start=line_start, final=final
         )
     hold = min(hold, dump_hold)
     # Text matches are checked left to right, as the choice among matches goes: a valid

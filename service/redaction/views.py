@@ -33,6 +33,8 @@ from itertools import accumulate
 import numpy as np
 import numpy.typing as npt
 
+from service.redaction import compiled
+
 BREAK_BYTES = b"\r\n"
 # A wrapped encoded text: lines of these characters (base64 in both alphabets, padding, hex,
 # base32 in either case). A line ending in this many of them may be the first line of one.
@@ -155,11 +157,13 @@ class Escapes:
             self.starts = [start for start, _, _ in merged]
             self.ends = [end for _, end, _ in merged]
             self.decoded = [value for _, _, value in merged]
+        # Views, not slices: the text between escapes is copied once, by the join.
+        whole = memoryview(source)
         literals = [
-            source[begin:start]
+            whole[begin:start]
             for begin, start in zip([0, *self.ends], [*self.starts, len(source)], strict=True)
         ]
-        pieces: list[bytes] = [b""] * (2 * len(literals) - 1)
+        pieces: list[bytes | memoryview] = [b""] * (2 * len(literals) - 1)
         pieces[0::2] = literals
         pieces[1::2] = self.decoded
         self.text = b"".join(pieces)
@@ -274,7 +278,15 @@ def partial_escape_start(data: bytes, escapes: Escapes) -> int | None:
 
 
 def remove_breaks(data: bytes) -> bytes:
-    """`data` without `\\r` and `\\n`."""
+    """`data` without `\\r` and `\\n` (by the compiled line pass where it is built)."""
+    fast = compiled.fastscan
+    if fast is not None and type(data) is bytes:
+        return fast.remove_breaks(data)
+    return remove_breaks_pure(data)
+
+
+def remove_breaks_pure(data: bytes) -> bytes:
+    """`remove_breaks` in bytes methods: the reference and the fallback."""
     if b"\r" in data:
         data = data.replace(b"\r", b"")
     return data.replace(b"\n", b"")

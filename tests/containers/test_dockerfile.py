@@ -120,6 +120,7 @@ def test_dockerignore_keeps_the_context_to_the_build_inputs() -> None:
     allowed = {line[1:] for line in lines if line.startswith("!")}
     assert allowed == {
         "pyproject.toml",
+        "setup.py",
         "constraints.txt",
         "README.md",
         "service",
