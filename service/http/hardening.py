@@ -18,12 +18,14 @@ from typing import Any
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from service.errors import PayloadTooLarge, ServiceError
+from service.event_log import EventLog
 from service.http.wire import error_body, json_body, json_headers, with_security_headers
 from service.resources import Resources
 from service.transport.connection import connection_of
 
 log = logging.getLogger("patina.http")
-access_log = logging.getLogger("patina.access")
+# One line per request, through the logging configuration (service/event_log.py).
+access_line = EventLog(logging.getLogger("patina.access"), "request")
 
 _REQUEST_ID_OK = re.compile(rb"^[A-Za-z0-9._-]{1,64}$")
 # Probed every second by health checks and the sidecar: logged at debug, not info.
@@ -113,20 +115,17 @@ class HardeningMiddleware:
                 route = _route(scope)
             self._observe(route, scope["method"], status, transport, elapsed)
             level = logging.DEBUG if route in QUIET_ROUTES and status < 400 else logging.INFO
-            if access_log.isEnabledFor(level):
-                access_log.log(
+            if access_line.enabled_for(level):
+                access_line.write(
                     level,
-                    "request",
-                    extra={
-                        "fields": {
-                            "request_id": request_id,
-                            "transport": transport,
-                            "principal": scope.get("patina.principal", "-"),
-                            "method": scope["method"],
-                            "route": route,
-                            "status": status,
-                            "duration_ms": round(elapsed * 1000, 3),
-                        }
+                    {
+                        "request_id": request_id,
+                        "transport": transport,
+                        "principal": scope.get("patina.principal", "-"),
+                        "method": scope["method"],
+                        "route": route,
+                        "status": status,
+                        "duration_ms": round(elapsed * 1000, 3),
                     },
                 )
 

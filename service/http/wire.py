@@ -18,10 +18,13 @@ SECURITY_HEADERS: tuple[tuple[bytes, bytes], ...] = (
     (b"referrer-policy", b"no-referrer"),
 )
 
+# Built once: `json.dumps` with any option builds a new encoder on every call.
+_WIRE_JSON = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
+
 
 def json_body(payload: Any) -> bytes:
     """Compact UTF-8 JSON, as FastAPI renders it."""
-    return json.dumps(payload, ensure_ascii=False, separators=(",", ":")).encode()
+    return _WIRE_JSON.encode(payload).encode()
 
 
 def error_body(message: str) -> bytes:

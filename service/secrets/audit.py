@@ -32,6 +32,8 @@ GATHER_SECS = 0.002
 BATCH_BYTES = 1 << 20
 
 
+# Built once: `json.dumps` with any option builds a new encoder on every call.
+_COMPACT_JSON = json.JSONEncoder(separators=(",", ":"))
 _UTC_SECONDS = SecondClock("%Y-%m-%dT%H:%M:%S", time.gmtime)
 
 
@@ -87,7 +89,7 @@ class AuditLog:
         Callers pass names, principals and outcomes only: nothing here can tell a value
         from a name, so a value must never be handed in.
         """
-        line = json.dumps({"ts": utc_now(), "event": event, **fields}, separators=(",", ":"))
+        line = _COMPACT_JSON.encode({"ts": utc_now(), "event": event, **fields})
         data = line.encode() + b"\n"
         with self._cond:
             if len(self._queue) >= self.buffer_events:

@@ -7,7 +7,7 @@ import logging
 
 import pytest
 
-from service.logs import JsonFormatter, TextFormatter
+from service.logs import JsonFormatter, TextFormatter, text_fields
 
 HOSTILE = "x\nINFO patina forged=1\r\x1b[31m\u2028\u202eevil\x85"
 
@@ -39,3 +39,24 @@ def test_json_lines_keep_the_value_exactly() -> None:
     event = json.loads(JsonFormatter().format(_record()))
     assert event["reason"] == HOSTILE
     assert event["msg"] == f"path {HOSTILE} gone"
+
+
+@pytest.mark.parametrize(
+    ("fields", "text"),
+    [
+        (
+            {"plain": "ok", "status": 200, "ms": 0.5, "none": None},
+            " plain=ok status=200 ms=0.5 none=None",
+        ),
+        ({"empty": ""}, ' empty=""'),
+        ({"spaced key": "v", "path": "a\\b"}, " spaced key=v path=a\\b"),
+        ({"ok": "fine", "spaced": "a b\\c"}, ' ok=fine spaced="a b\\\\c"'),
+        ({"ok": "fine", "line": "a\nb"}, ' ok=fine line="a\\nb"'),
+        ({"k\x1bey": "v"}, " k\\x1bey=v"),
+        ({}, ""),
+    ],
+)
+def test_fields_are_written_the_same_whether_or_not_one_needs_escaping(
+    fields: dict[str, object], text: str
+) -> None:
+    assert text_fields(fields) == text
