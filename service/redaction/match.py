@@ -2,9 +2,11 @@
 
 The engine (engines.py) searches only each form's first ANCHOR bytes, so its
 database and its work do not grow with a secret's length; a hit is then compared with the
-whole form (memcmp). Matches come from two views of the window, each mapped back to output
-offsets: the text view (views.py) and the dump view (dumps.py). Among all
-of them the leftmost wins, then the longest, then the first secret listed.
+whole form (memcmp). Matches come from the views of the window, each mapped back to output
+offsets: the text view (views.py) with every escape decoded, the output as it is near
+escapes, the one-kind views (only one kind of escape decoded: for a secret holding escapes
+of its own) and the dump view (dumps.py). Among all of them the leftmost wins, then the
+longest, then the first secret listed.
 
 While more output may follow, everything from the earliest point that could still become
 a match is held back:
@@ -87,6 +89,14 @@ class FormSet:
         # introducer inside a form, and at least an anchor (a match starting inside it).
         self.introducer_reach = max(
             [ANCHOR, *(max(text.rfind(mark) for mark in _INTRODUCERS) + 1 for text in texts)]
+        )
+        # The kinds of escapes (their introducers) that some form holds as its own text:
+        # where output holds those and another kind, the one-kind views are searched too.
+        self.escape_kinds = frozenset(
+            kind
+            for text in texts
+            if any(mark in text for mark in _INTRODUCERS)
+            for kind in Escapes(text).kinds
         )
         # Sorted anchors and whether some form runs past each: a suffix shorter than an
         # anchor is a proper prefix of a form when it begins an anchor that is longer than
@@ -248,6 +258,23 @@ def _as_is_keys(
     return keys
 
 
+def _one_kind_views(forms: FormSet, escapes: Escapes) -> list[Escapes]:
+    """The escapes of each one-kind view worth searching: a printer escapes a value in one
+    kind (JSON, percent, HTML), and leaves another kind's escape in the value as it is,
+    which the view of every kind decodes. So where a form holds an escape of some kind
+    and the output holds escapes of that kind and of another, the view that decodes only
+    the other kind shows the value as it was before it was printed. Empty for most output
+    and secrets."""
+    present = forms.escape_kinds & escapes.kinds
+    views = []
+    for kind in sorted(escapes.kinds):
+        if present - {kind}:
+            one = escapes.only(kind)
+            if one.count:
+                views.append(one)
+    return views
+
+
 def _dump_part(
     forms: FormSet,
     find: Finder,
@@ -338,6 +365,10 @@ def analyze(
             sources.append(as_is)
             texts.append(lines.text_before(len(as_is.text)))
             scanned.append(forms.scan(texts[1], find, final=final, keys=keys))
+    for one_kind in _one_kind_views(forms, escapes):
+        sources.append(one_kind)
+        texts.append(remove_breaks(one_kind.text))
+        scanned.append(forms.scan(texts[-1], find, final=final))
     if search.pool is not None:
         candidates, dump_hold = dumps.result()
     else:

@@ -18,6 +18,10 @@ at least JOIN_RUN of them (the first line of a blob printed after a label). Othe
 ordinary lines ending in a word would be held back, waiting for a next line that might
 continue a value. A value's own line breaks (a PEM key printed as it is) always stand.
 
+A printer escapes in one kind, and leaves another kind's escape inside a value as it is
+(`json.dumps` keeps a value's own `&amp;`): `Escapes.only` gives the view that decodes one
+kind alone, which shows such a value as it was (match.py says when it is searched).
+
 The map back to output offsets is built only when something was found: most output has
 no escapes at all, and its text view is one `bytes.replace` away.
 """
@@ -128,7 +132,7 @@ class Escapes:
     decoded[k], and `text` is output[:end] with every escape decoded. `text_starts[k]` is
     where decoded[k] begins in `text`."""
 
-    __slots__ = ("_text_starts", "decoded", "ends", "source", "starts", "text")
+    __slots__ = ("_text_starts", "decoded", "ends", "kinds", "source", "starts", "text")
 
     def __init__(self, data: bytes, end: int | None = None) -> None:
         stop = len(data) if end is None else end
@@ -138,11 +142,14 @@ class Escapes:
         self.ends: list[int] = []
         self.decoded: list[bytes] = []
         self._text_starts: list[int] | None = None
+        # The introducers (b"%", b"\\", b"&") of the kinds of escapes found.
+        self.kinds: frozenset[bytes] = frozenset()
         kinds = []
         for introducer, pattern, grouped in _ESCAPES:
             found = _find_escapes(source, introducer, pattern, grouped)
             if found[0]:
                 kinds.append(found)
+                self.kinds |= {introducer}
         if not kinds:
             return
         if len(kinds) == 1:
@@ -157,16 +164,7 @@ class Escapes:
             self.starts = [start for start, _, _ in merged]
             self.ends = [end for _, end, _ in merged]
             self.decoded = [value for _, _, value in merged]
-        # Views, not slices: the text between escapes is copied once, by the join.
-        whole = memoryview(source)
-        literals = [
-            whole[begin:start]
-            for begin, start in zip([0, *self.ends], [*self.starts, len(source)], strict=True)
-        ]
-        pieces: list[bytes | memoryview] = [b""] * (2 * len(literals) - 1)
-        pieces[0::2] = literals
-        pieces[1::2] = self.decoded
-        self.text = b"".join(pieces)
+        self.text = _decoded_text(source, self.starts, self.ends, self.decoded)
 
     @property
     def count(self) -> int:
@@ -220,7 +218,41 @@ class Escapes:
             self.decoded[:keep],
         )
         cut.text = self.text[: end - shrink] if keep else cut.source
+        # At most these: a kind whose only escape was cut off leaves `only` nothing to do.
+        cut.kinds = self.kinds
         return cut
+
+    def only(self, introducer: bytes) -> Escapes:
+        """The escapes of one kind (those that begin with `introducer`), the others taken
+        as they are: the view of a printer that escapes in that one kind. Such a printer
+        leaves another kind's escape inside a value as it is (JSON writes `&amp;` as it
+        is, `html.escape` a `%41`), so decoding every kind at once would change the value."""
+        mark = introducer[0]
+        source = self.source
+        keep = [k for k, start in enumerate(self.starts) if source[start] == mark]
+        one = Escapes(b"", 0)
+        one.source = source
+        one.starts = [self.starts[k] for k in keep]
+        one.ends = [self.ends[k] for k in keep]
+        one.decoded = [self.decoded[k] for k in keep]
+        one.kinds = frozenset({introducer}) if keep else frozenset()
+        one.text = _decoded_text(source, one.starts, one.ends, one.decoded)
+        return one
+
+
+def _decoded_text(source: bytes, starts: list[int], ends: list[int], decoded: list[bytes]) -> bytes:
+    """`source` with source[starts[k]:ends[k]] replaced by decoded[k] (sorted, apart)."""
+    if not starts:
+        return source
+    # Views, not slices: the text between escapes is copied once, by the join.
+    whole = memoryview(source)
+    literals = [
+        whole[begin:start] for begin, start in zip([0, *ends], [*starts, len(source)], strict=True)
+    ]
+    pieces: list[bytes | memoryview] = [b""] * (2 * len(literals) - 1)
+    pieces[0::2] = literals
+    pieces[1::2] = decoded
+    return b"".join(pieces)
 
 
 def _find_escapes(

@@ -18,11 +18,11 @@ from service.redaction.views import ENCODED_CHARS, JOIN_RUN, WRAP_TAIL, Escapes
 BREAKS = b"\r\n"
 
 
-def _decoded_bytes(text: bytes) -> list[tuple[int, int, int]]:
-    """Each byte of the decoded text as (byte, output start, output end of its escape)."""
+def _decoded_bytes(text: bytes, escapes: Escapes) -> list[tuple[int, int, int]]:
+    """Each byte of the text with `escapes` decoded as (byte, output start, output end of
+    its escape)."""
     out = []
     pos = 0
-    escapes = Escapes(text)
     for start, end, value in zip(escapes.starts, escapes.ends, escapes.decoded, strict=True):
         out.extend((text[i], i, i + 1) for i in range(pos, start))
         out.extend((b, start, end) for b in value)
@@ -81,9 +81,14 @@ def reference_scrub(secrets: list[tuple[bytes, bytes]], text: bytes) -> bytes:
     spans: list[tuple[int, int, int]] = []
 
     # The text view, escapes decoded, and the output as it is (an escape can swallow the
-    # first characters of a value printed right after a `%`, `\\` or `&`).
-    as_is = [(b, i, i + 1) for i, b in enumerate(text)]
-    for decoded_bytes in (_decoded_bytes(text), as_is):
+    # first characters of a value printed right after a `%`, `\\` or `&`); where some form
+    # holds an escape of a kind the output holds, and the output holds another kind too,
+    # each view that decodes one kind only (a printer escapes a value in one kind).
+    escapes = Escapes(text)
+    held = {kind for form in owner for kind in Escapes(form).kinds} & escapes.kinds
+    views = [escapes, Escapes.none(text, len(text))]
+    views += [escapes.only(kind) for kind in sorted(escapes.kinds) if held - {kind}]
+    for decoded_bytes in (_decoded_bytes(text, view) for view in views):
         decoded = bytes(b for b, _, _ in decoded_bytes)
         kept = [i for i, b in enumerate(decoded) if b not in BREAKS]
         view = bytes(decoded[i] for i in kept)

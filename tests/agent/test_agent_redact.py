@@ -259,9 +259,13 @@ def test_building_for_a_long_secret_takes_memory_linear_in_its_size() -> None:
 
 # --- engines: hyperscan where its wheel installs, numpy everywhere ---------------------------
 
-# Few distinct bytes, so values overlap, nest and share prefixes; NUL, escapes, breaks too.
+# Few distinct bytes, so values overlap, nest and share prefixes; NUL, escapes, breaks too,
+# and whole escapes of each kind (a value holding them is searched in the one-kind views).
 _CRAMPED = st.lists(
-    st.sampled_from([b"a", b"b", b"\x00", b"\xff", b"=", b"%", b"&", b"\\", b"\n", b" ", b"0"]),
+    st.sampled_from(
+        [b"a", b"b", b"\x00", b"\xff", b"=", b"%", b"&", b"\\", b"\n", b" ", b"0"]
+        + [b"&amp;", b"%41", b"\\n"]
+    ),
     min_size=4,
 )
 _VALUES = st.one_of(st.binary(min_size=4, max_size=24), _CRAMPED.map(b"".join))

@@ -30,9 +30,6 @@ VALUES = [
     b"-----BEGIN KEY-----\nQUJDREVGR0hJSktMTU5PUFFSU1RVVldYWVo=\n-----END KEY-----",
     bytes(range(1, 40)),
 ]
-# The one printed value no view shows, on either path: VALUES[2] (it holds `&amp;` and
-# `\\n` itself) JSON-escaped with `\\/` for `/` (a gap of the scrubber, not of this pass).
-_UNSEEN = {("json-php", 2)}
 FILLER = b"GET /status 200 cafe deadbeef ok\n00 ff: not a dump\n  ab cd ef\nplain words here\n"
 # Bytes the line pass and the dump-line detector look at, weighted towards them.
 _INTERESTING = b"\r\n \t0123456789abcdefABCDEFxX:\\%&#;|.ghz"
@@ -177,7 +174,7 @@ def test_scrubbing_is_the_same_with_reads_split_at_every_offset_of_a_value(
         whole_fast, whole_pure = _both_paths(monkeypatch, scrubber, text, [])
         assert whole_fast == whole_pure, name
         # Every printed value is found (the same output could be a miss on both paths).
-        assert b"<s" in b"".join(whole_fast) or (name, index) in _UNSEEN, name
+        assert b"<s" in b"".join(whole_fast), (name, index)
         for cut in range(start - 2, stop + 2):
             fast, pure = _both_paths(monkeypatch, scrubber, text, [cut])
             assert fast == pure, (name, cut)
