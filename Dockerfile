@@ -26,10 +26,15 @@ SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 
 # `strip`, for the extension modules below, and a C compiler for the project's own one (the
-# secret scrubber's line pass, service/redaction/_fastscan.c); this stage only.
+# secret scrubber's line pass, service/redaction/_fastscan.c); this stage only. The Python
+# headers too where the base lacks them (a Debian-packaged python3 ships none; the official
+# python image does).
 # hadolint ignore=DL3008
-RUN apt-get update \
- && apt-get install -y --no-install-recommends binutils gcc libc6-dev \
+RUN packages=(binutils gcc libc6-dev) \
+ && include="$(python3 -c 'import sysconfig; print(sysconfig.get_paths()["include"])')" \
+ && { [ -f "$include/Python.h" ] || packages+=(python3-dev); } \
+ && apt-get update \
+ && apt-get install -y --no-install-recommends "${packages[@]}" \
  && rm -rf /var/lib/apt/lists/*
 
 # Dependencies first, in their own layer, pinned by constraints.txt: editing the code does not
@@ -69,13 +74,14 @@ RUN "$VIRTUAL_ENV/bin/pip" uninstall --yes huggingface-hub hf-xet fsspec tqdm fi
 # dependencies are already there, under the same pins; --no-deps keeps pip from putting back
 # what was trimmed. Then the installers leave the virtualenv.
 # The compiled line pass is optional for a source install (no compiler: the pure path runs);
-# the image checks that it was built.
+# the image checks that it was built. `-P`: import the installed package, not the source tree
+# in the working directory (which has no compiled module).
 COPY README.md setup.py ./
 COPY service ./service
 RUN "$VIRTUAL_ENV/bin/pip" wheel --no-deps --wheel-dir /wheels . \
  && "$VIRTUAL_ENV/bin/pip" install --require-virtualenv --no-deps -c constraints.txt /wheels/patina_serve-*.whl \
  && "$VIRTUAL_ENV/bin/pip" uninstall --yes pip setuptools wheel \
- && "$VIRTUAL_ENV/bin/python" -c 'import service.cli.main, service.app, service.mcp.http, service.mcp.stdio, service.redaction._fastscan'
+ && "$VIRTUAL_ENV/bin/python" -P -c 'import service.cli.main, service.app, service.mcp.http, service.mcp.stdio, service.redaction._fastscan'
 
 # ---------------------------------------------------------------------------------------------
 # The runtime root filesystem: the base image without what a server never runs, plus the venv.
