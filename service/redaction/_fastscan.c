@@ -79,12 +79,13 @@ static inline int is(const uint8_t *data, Py_ssize_t size, Py_ssize_t i, int kin
 
 /*
  * Copy data without '\r' and '\n' into out (at least size bytes), recording the offsets
- * of the breaks (both kinds) when the list is given. Returns the length written, or -1
- * when the list cannot grow.
+ * of the breaks (both kinds) when the list is given, and in *returns whether some break
+ * is a '\r'. Returns the length written, or -1 when the list cannot grow.
  */
 static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *out,
-                               Offsets *breaks) {
+                               Offsets *breaks, int *returns) {
     Py_ssize_t i = 0, j = 0;
+    int saw_return = 0;
 #if defined(__SSE2__) && defined(__GNUC__)
     /* Lines are tens of bytes long: most 16-byte blocks hold no break and are copied
      * whole; in the others, each break is found from the comparison mask and the bytes
@@ -119,6 +120,7 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
                 }
                 j += k - kept;
             }
+            saw_return |= data[i + k] == '\r';
             if (breaks != NULL && offsets_push(breaks, i + k) < 0) {
                 return -1;
             }
@@ -137,6 +139,7 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
     for (; i < size; i++) {
         uint8_t c = data[i];
         if (c == '\n' || c == '\r') {
+            saw_return |= c == '\r';
             if (breaks != NULL && offsets_push(breaks, i) < 0) {
                 return -1;
             }
@@ -144,6 +147,7 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
             out[j++] = c;
         }
     }
+    *returns = saw_return;
     return j;
 }
 
@@ -256,13 +260,12 @@ static PyObject *scan_lines(PyObject *module, PyObject *arg) {
     }
     Offsets breaks = {0}, newlines = {0}, found = {0};
     Py_ssize_t length;
-    int same, failed;
+    int returns = 0, same, failed;
     /* `arg` is immutable and referenced by the caller; `text` is ours alone. */
     Py_BEGIN_ALLOW_THREADS
-    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), &breaks);
-    /* Most output has no '\r': its breaks are its line feeds (memchr over the read costs
-     * less than a test and a second list entry per break). */
-    same = length >= 0 && memchr(data, '\r', (size_t)size) == NULL;
+    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), &breaks, &returns);
+    /* Most output has no '\r': its breaks are its line feeds, one list for both. */
+    same = !returns;
     failed = length < 0 || (!same && line_feeds(data, &breaks, &newlines) < 0) ||
              dump_candidates(data, size, same ? &breaks : &newlines, &found) < 0;
     Py_END_ALLOW_THREADS
@@ -306,7 +309,8 @@ static PyObject *remove_breaks(PyObject *module, PyObject *arg) {
     }
     Py_ssize_t length;
     Py_BEGIN_ALLOW_THREADS
-    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), NULL);
+    int returns;
+    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), NULL, &returns);
     Py_END_ALLOW_THREADS
     if (_PyBytes_Resize(&text, length) < 0) {
         return NULL;
