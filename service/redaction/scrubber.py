@@ -123,10 +123,12 @@ class Scrubber:
                 if len(data) < _SPLIT:
                     return front(data)
                 middle = len(data) // 2
-                later = pool.submit(back, data[middle:])
+                # Views, not slices: a slice of bytes would copy the half it takes.
+                whole = memoryview(data)
+                later = pool.submit(back, whole[middle:])
                 # Keys are start * count + index: below `limit`, they start in the front half.
                 limit = middle * count
-                found = [key for key in front(data[: middle + overlap]) if key < limit]
+                found = [key for key in front(whole[: middle + overlap]) if key < limit]
                 found.extend(key + limit for key in later.result())
                 return found
 
