@@ -39,8 +39,8 @@ typedef struct {
     Py_ssize_t cap;
 } Offsets;
 
-static int offsets_push(Offsets *list, int64_t value) {
-    if (list->len == list->cap) {
+static inline int offsets_push(Offsets *list, int64_t value) {
+    if (__builtin_expect(list->len == list->cap, 0)) {
         Py_ssize_t cap = list->cap ? list->cap * 2 : 4096;
         if (cap > PY_SSIZE_T_MAX / (Py_ssize_t)sizeof(int64_t)) {
             return -1;
@@ -56,13 +56,13 @@ static int offsets_push(Offsets *list, int64_t value) {
     return 0;
 }
 
-/* Note the break at data[i] (a '\r' or '\n') in the lists that are given. */
-static int record_break(const uint8_t *data, Py_ssize_t i, Offsets *breaks, Offsets *newlines) {
-    if (breaks != NULL && offsets_push(breaks, i) < 0) {
-        return -1;
-    }
-    if (data[i] == '\n' && newlines != NULL && offsets_push(newlines, i) < 0) {
-        return -1;
+/* The line feeds among the breaks, where some break is a '\r' (otherwise the two lists are
+ * the same, and one object stands for both). */
+static int line_feeds(const uint8_t *data, const Offsets *breaks, Offsets *newlines) {
+    for (Py_ssize_t k = 0; k < breaks->len; k++) {
+        if (data[breaks->items[k]] == '\n' && offsets_push(newlines, breaks->items[k]) < 0) {
+            return -1;
+        }
     }
     return 0;
 }
@@ -79,12 +79,13 @@ static inline int is(const uint8_t *data, Py_ssize_t size, Py_ssize_t i, int kin
 
 /*
  * Copy data without '\r' and '\n' into out (at least size bytes), recording the offsets
- * of the breaks (both kinds) and of the line feeds when the lists are given.
- * Returns the length written, or -1 when a list cannot grow.
+ * of the breaks (both kinds) when the list is given, and in *returns whether some break
+ * is a '\r'. Returns the length written, or -1 when the list cannot grow.
  */
 static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *out,
-                               Offsets *breaks, Offsets *newlines) {
+                               Offsets *breaks, int *returns) {
     Py_ssize_t i = 0, j = 0;
+    int saw_return = 0;
 #if defined(__SSE2__) && defined(__GNUC__)
     /* Lines are tens of bytes long: most 16-byte blocks hold no break and are copied
      * whole; in the others, each break is found from the comparison mask and the bytes
@@ -119,7 +120,8 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
                 }
                 j += k - kept;
             }
-            if (record_break(data, i + k, breaks, newlines) < 0) {
+            saw_return |= data[i + k] == '\r';
+            if (breaks != NULL && offsets_push(breaks, i + k) < 0) {
                 return -1;
             }
             kept = k + 1;
@@ -137,13 +139,15 @@ static Py_ssize_t split_breaks(const uint8_t *data, Py_ssize_t size, uint8_t *ou
     for (; i < size; i++) {
         uint8_t c = data[i];
         if (c == '\n' || c == '\r') {
-            if (record_break(data, i, breaks, newlines) < 0) {
+            saw_return |= c == '\r';
+            if (breaks != NULL && offsets_push(breaks, i) < 0) {
                 return -1;
             }
         } else {
             out[j++] = c;
         }
     }
+    *returns = saw_return;
     return j;
 }
 
@@ -256,17 +260,21 @@ static PyObject *scan_lines(PyObject *module, PyObject *arg) {
     }
     Offsets breaks = {0}, newlines = {0}, found = {0};
     Py_ssize_t length;
-    int failed;
+    int returns = 0, same, failed;
     /* `arg` is immutable and referenced by the caller; `text` is ours alone. */
     Py_BEGIN_ALLOW_THREADS
-    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), &breaks, &newlines);
-    failed = length < 0 || dump_candidates(data, size, &newlines, &found) < 0;
+    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), &breaks, &returns);
+    /* Most output has no '\r': its breaks are its line feeds, one list for both. */
+    same = !returns;
+    failed = length < 0 || (!same && line_feeds(data, &breaks, &newlines) < 0) ||
+             dump_candidates(data, size, same ? &breaks : &newlines, &found) < 0;
     Py_END_ALLOW_THREADS
     PyObject *result = NULL;
     if (failed) {
         PyErr_NoMemory();
     } else if (_PyBytes_Resize(&text, length) == 0) {
-        PyObject *b = offsets_bytes(&breaks), *n = offsets_bytes(&newlines);
+        PyObject *b = offsets_bytes(&breaks);
+        PyObject *n = same ? Py_XNewRef(b) : offsets_bytes(&newlines);
         PyObject *c = offsets_bytes(&found);
         if (b != NULL && n != NULL && c != NULL) {
             result = PyTuple_Pack(4, b, n, text, c);
@@ -301,7 +309,8 @@ static PyObject *remove_breaks(PyObject *module, PyObject *arg) {
     }
     Py_ssize_t length;
     Py_BEGIN_ALLOW_THREADS
-    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), NULL, NULL);
+    int returns;
+    length = split_breaks(data, size, (uint8_t *)PyBytes_AS_STRING(text), NULL, &returns);
     Py_END_ALLOW_THREADS
     if (_PyBytes_Resize(&text, length) < 0) {
         return NULL;

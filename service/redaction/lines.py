@@ -15,7 +15,7 @@ import numpy as np
 import numpy.typing as npt
 
 from service.redaction import compiled
-from service.redaction.views import remove_breaks
+from service.redaction.views import BREAK_VALUES, Escapes, remove_breaks
 
 
 class Lines:
@@ -47,10 +47,35 @@ class Lines:
     def text_before(self, end: int) -> bytes:
         """window[:end] without line breaks."""
         if self._text is None:
-            return remove_breaks(self._window[:end] if end < len(self._window) else self._window)
+            if end < len(self._window):
+                return remove_breaks(self._window[:end])
+            # Kept: the views of a read with escapes take their text between them from it.
+            self._text = remove_breaks(self._window)
         if end >= len(self._window):
             return self._text
         return self._text[: end - int(np.searchsorted(self.breaks, end))]
+
+    def text_of(self, escapes: Escapes) -> bytes:
+        """`escapes.text` without line breaks (`escapes.source` is a prefix of the window):
+        equal to remove_breaks(escapes.text), but the text between escapes is taken from
+        the window's text without breaks, so the read is not passed over once more. An
+        escape's own characters hold no line break (views.py); what it decodes to may."""
+        source = escapes.source
+        if not escapes.count:
+            return self.text_before(len(source))
+        whole = memoryview(self.text_before(len(self._window)))
+        # Each run of text between escapes, as offsets in the window, then in the text.
+        edges = np.empty(2 * escapes.count + 2, dtype=np.int64)
+        edges[0], edges[-1] = 0, len(source)
+        edges[1:-1:2] = escapes.starts
+        edges[2:-1:2] = escapes.ends
+        edges -= np.searchsorted(self.breaks, edges)
+        bounds = edges.tolist()
+        pieces: list[bytes | memoryview] = [b""] * (2 * escapes.count + 1)
+        pieces[0::2] = [whole[bounds[k] : bounds[k + 1]] for k in range(0, len(bounds), 2)]
+        # An escape that stands for a line break stands for it alone (views.BREAK_VALUES).
+        pieces[1::2] = [b"" if value in BREAK_VALUES else value for value in escapes.decoded]
+        return b"".join(pieces)
 
 
 def scan_lines(window: bytes) -> Lines:

@@ -354,7 +354,7 @@ def analyze(
             hold = partial
     sources = [escapes]
     # Without escapes the decoded text is the read itself (up to a cut-off escape).
-    texts = [remove_breaks(escapes.text) if escapes.count else lines.text_before(len(escapes.text))]
+    texts = [lines.text_of(escapes)]
     scanned = [forms.scan(texts[0], find, final=final)]
     if escapes.count:
         # The output as it is, too: a `%`, `\\` or `&` just before a value can turn its
@@ -367,7 +367,7 @@ def analyze(
             scanned.append(forms.scan(texts[1], find, final=final, keys=keys))
     for one_kind in _one_kind_views(forms, escapes):
         sources.append(one_kind)
-        texts.append(remove_breaks(one_kind.text))
+        texts.append(lines.text_of(one_kind))
         scanned.append(forms.scan(texts[-1], find, final=final))
     if search.pool is not None:
         candidates, dump_hold = dumps.result()

@@ -123,10 +123,12 @@ class Scrubber:
                 if len(data) < _SPLIT:
                     return front(data)
                 middle = len(data) // 2
-                later = pool.submit(back, data[middle:])
+                # Views, not slices: a slice of bytes would copy the half it takes.
+                whole = memoryview(data)
+                later = pool.submit(back, whole[middle:])
                 # Keys are start * count + index: below `limit`, they start in the front half.
                 limit = middle * count
-                found = [key for key in front(data[: middle + overlap]) if key < limit]
+                found = [key for key in front(whole[: middle + overlap]) if key < limit]
                 found.extend(key + limit for key in later.result())
                 return found
 
@@ -180,17 +182,19 @@ class ScrubStream:
 
     def finish(self) -> bytes:
         """End of stream: whatever is held can no longer grow into a value."""
-        return b"".join(self._drain(b"", final=True))
+        return b"".join(self._drain((), final=True))
 
-    def feed_pieces(self, data: Buffer) -> Pieces:
-        """`feed`, as pieces to write in order (no copy of the passed-on data)."""
+    def feed_pieces(self, data: Buffer, *more: Buffer) -> Pieces:
+        """`feed`, as pieces to write in order (no copy of the passed-on data). `more`:
+        further parts read at once, taken as joined to `data` (the parts are joined once,
+        with the held part, rather than joined and then copied again)."""
         if self._scrubber.empty:
-            return [bytes(data)] if data else []
-        return self._drain(data, final=False)
+            return [bytes(part) for part in (data, *more) if part]
+        return self._drain((data, *more), final=False)
 
     def finish_pieces(self) -> Pieces:
         """`finish`, as pieces to write in order."""
-        return self._drain(b"", final=True)
+        return self._drain((), final=True)
 
     def snapshot(self) -> tuple[bytes, bytes, bool]:
         """The state, to go back to with `restore`."""
@@ -224,8 +228,8 @@ class ScrubStream:
         window = self._context + text
         self._advance(window, len(window))
 
-    def _drain(self, data: Buffer, *, final: bool) -> Pieces:
-        window = self._context + self._held + bytes(data)
+    def _drain(self, parts: tuple[Buffer, ...], *, final: bool) -> Pieces:
+        window = b"".join((self._context, self._held, *parts))
         base = len(self._context)
         if len(window) == base:
             return []
@@ -310,25 +314,31 @@ def keep_freed_buffers() -> None:
         libc.mallopt(_M_TRIM_THRESHOLD, 64 << 20)
 
 
-def read_ready(fd: int, chunk: int, poller: select.poll, *, limit: int = _GATHER) -> bytes:
+def read_ready(fd: int, chunk: int, poller: select.poll, *, limit: int = _GATHER) -> list[bytes]:
     """os.read(fd, chunk); when that fills `chunk` and more is ready at once, further reads,
-    up to `limit` bytes in all. Scrubbing costs a little per read besides its cost per
-    byte, and a pipe holds 1 MiB at most: a fast writer's output is taken in larger
-    windows, while a read that finds the pipe empty returns what it has without waiting
-    (a prompt is passed on at once)."""
+    up to `limit` bytes in all; the parts read, in order (empty at EOF). Scrubbing costs a
+    little per read besides its cost per byte, and a pipe holds 1 MiB at most: a fast
+    writer's output is taken in larger windows, while a read that finds the pipe empty
+    returns what it has without waiting (a prompt is passed on at once). The parts are not
+    joined here: the scrubber joins them once, with what it holds back."""
     data = os.read(fd, chunk)
+    if not data:
+        return []
+    parts = [data]
     if len(data) < chunk:
-        return data
-    pieces = [data]
+        return parts
     total = len(data)
     while total < limit and poller.poll(0):
         more = os.read(fd, chunk)
-        pieces.append(more)
+        if not more:
+            # At EOF, which the next read reports again.
+            break
+        parts.append(more)
         total += len(more)
         if len(more) < chunk:
-            # Drained (or at EOF, which the next read reports again).
+            # Drained.
             break
-    return b"".join(pieces)
+    return parts
 
 
 def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK) -> None:
@@ -340,6 +350,6 @@ def scrub_fd(scrubber: Scrubber, in_fd: int, out_fd: int, *, chunk: int = _CHUNK
     with scrubber.parallel_search() as search:
         stream = ScrubStream(scrubber, search)
         limit = max(chunk, scrubber.read_window)
-        while data := read_ready(in_fd, chunk, poller, limit=limit):
-            write_pieces(out_fd, stream.feed_pieces(data))
+        while parts := read_ready(in_fd, chunk, poller, limit=limit):
+            write_pieces(out_fd, stream.feed_pieces(*parts))
         write_pieces(out_fd, stream.finish_pieces())

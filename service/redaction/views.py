@@ -50,7 +50,7 @@ WRAP_TAIL = 3
 ENCODED_CHARS = frozenset(b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/=-_")
 _BLANK = frozenset(b" \t")
 _LINE_ENDS = frozenset(BREAK_BYTES)
-_BREAK_VALUES = frozenset((b"\n", b"\r"))
+BREAK_VALUES = frozenset((b"\n", b"\r"))
 # Offsets this close to the end of the text are mapped by walking back from the end.
 _NEAR_END = 64
 
@@ -392,7 +392,7 @@ class TextView:
         # An escape that stands for a line break stands for it alone (`\\n`, `%0A`,
         # `&#10;`): UTF-8 of any other code point holds no byte below 0x80.
         text_starts = escapes.text_starts
-        made = [text_starts[k] for k, value in enumerate(escapes.decoded) if value in _BREAK_VALUES]
+        made = [text_starts[k] for k, value in enumerate(escapes.decoded) if value in BREAK_VALUES]
         if made:
             moved = np.sort(np.concatenate((moved, made)), kind="stable")
         return moved

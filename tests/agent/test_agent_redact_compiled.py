@@ -21,7 +21,7 @@ from service.redaction.compiled import LinePass
 from service.redaction.dumps import candidate_lines, dump_segments
 from service.redaction.lines import Lines, scan_lines
 from service.redaction.scrubber import Scrubber
-from service.redaction.views import remove_breaks_pure
+from service.redaction.views import Escapes, partial_escape_start, remove_breaks_pure
 
 VALUES = [
     b"tok_9fQw2LmZx81RkPq0aVbN7cYd",
@@ -143,6 +143,35 @@ def test_line_pass_equals_the_pure_path_on_long_runs_and_edges() -> None:
         _assert_same_lines(case)
         for end in range(len(case)):
             _assert_same_lines(case[:end])
+
+
+# Escapes of every kind, those that decode to a line break, and their introducers alone.
+_ESCAPED = [b"%41", b"%0A", b"%0d", b"\\n", b"\\r", b"\\u0041", b"&amp;", b"&#10;", b"&NewLine;"]
+
+
+@given(
+    st.lists(
+        st.sampled_from([*_ESCAPED, b"\r\n", b"\n", b"\r", b"%", b"&", b"\\", b"ab"])
+        | st.binary(max_size=6)
+    ).map(b"".join)
+)
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+def test_text_of_escapes_equals_their_decoded_text_without_breaks(window: bytes) -> None:
+    # The text view is built from the line pass's text between escapes: it must be the
+    # decoded text without line breaks, also for escapes cut off at the read's end.
+    escapes = Escapes(window)
+    partial = partial_escape_start(window, escapes)
+    views = [escapes, *([escapes.cut(partial)] if partial is not None else [])]
+    views += [escapes.only(kind) for kind in (b"%", b"\\", b"&")]
+    for view in views:
+        expected = remove_breaks_pure(view.text)
+        assert scan_lines(window).text_of(view) == expected
+        assert Lines(window, *_pure_breaks(window)).text_of(view) == expected
+
+
+def _pure_breaks(window: bytes) -> tuple[np.ndarray, np.ndarray]:
+    array = np.frombuffer(window, dtype=np.uint8)
+    return np.flatnonzero((array == 10) | (array == 13)), np.flatnonzero(array == 10)
 
 
 @pytest.mark.parametrize("final", [True, False])

@@ -213,20 +213,37 @@ def test_output_ready_at_once_is_read_in_one_window_and_a_read_never_waits() -> 
     try:
         os.write(write_end, b"a" * 1000 + b"b" * 1000 + b"c" * 1000 + b"d" * 700)
         # Chunks while the pipe has more, up to the limit.
-        assert read_ready(read_end, 1000, poller, limit=2500) == (
-            b"a" * 1000 + b"b" * 1000 + b"c" * 1000
-        )
+        assert read_ready(read_end, 1000, poller, limit=2500) == [
+            b"a" * 1000,
+            b"b" * 1000,
+            b"c" * 1000,
+        ]
         # A short read ends the window at once (the writer is still open: no waiting).
-        assert read_ready(read_end, 1000, poller, limit=2500) == b"d" * 700
+        assert read_ready(read_end, 1000, poller, limit=2500) == [b"d" * 700]
         os.write(write_end, b"e" * 1000)
         # A full chunk and nothing more ready: no waiting for more either.
-        assert read_ready(read_end, 1000, poller, limit=2500) == b"e" * 1000
+        assert read_ready(read_end, 1000, poller, limit=2500) == [b"e" * 1000]
         os.write(write_end, b"f" * 1500)
         os.close(write_end)
         write_end = -1
-        assert read_ready(read_end, 1000, poller, limit=2500) == b"f" * 1500
-        assert read_ready(read_end, 1000, poller, limit=2500) == b""
+        assert read_ready(read_end, 1000, poller, limit=2500) == [b"f" * 1000, b"f" * 500]
+        assert read_ready(read_end, 1000, poller, limit=2500) == []
     finally:
         os.close(read_end)
         if write_end >= 0:
             os.close(write_end)
+
+
+def test_parts_read_at_once_scrub_as_their_joined_bytes() -> None:
+    # scrub_fd hands the parts of one window over unjoined: a value split between them, or
+    # between them and what the stream held back, is still replaced.
+    value = b"tok_9fQw2LmZx81RkPq0aVbN7cYd"
+    scrubber = Scrubber([(b"<tok>", value)])
+    text = b"line one\nkey=" + value + b" and " + value[:-3]
+    for first in range(len(text)):
+        for second in range(first, len(text), 7):
+            stream = scrubber.stream()
+            out = stream.feed_pieces(text[:first], text[first:second], text[second:])
+            out += stream.feed_pieces(value[-3:] + b"\n")
+            out += stream.finish_pieces()
+            assert b"".join(out) == b"line one\nkey=<tok> and <tok>\n", (first, second)
