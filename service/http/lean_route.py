@@ -21,9 +21,10 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from typing import Any
 
+from fastapi import params
+from fastapi._compat import ModelField
 from fastapi.datastructures import DefaultPlaceholder
 from fastapi.dependencies.models import Dependant
-from fastapi.dependencies.utils import request_params_to_args
 from fastapi.routing import APIRoute, serialize_response
 from fastapi.utils import is_body_allowed_for_status_code
 from starlette._utils import is_async_callable
@@ -75,6 +76,7 @@ def lean_plan(route: APIRoute) -> LeanPlan | None:
         or not _plain(dependant)
         or dependant.request_param_name is not None
         or not is_async_callable(dependant.call)
+        or not all(_scalar_path_param(field) for field in dependant.path_params)
     ):
         return None
     dependencies: list[tuple[str | None, Callable[[Request], Any]]] = []
@@ -93,6 +95,20 @@ def lean_plan(route: APIRoute) -> LeanPlan | None:
         assert sub.call is not None
         dependencies.append((sub.name, sub.call))
     return LeanPlan(tuple(dependencies), route.status_code)
+
+
+# Path parameters read as one value each (FastAPI would read a list for a sequence type, a
+# model's fields for a model, and look for other keys for a validation alias).
+_SCALARS = (str, int)
+
+
+def _scalar_path_param(field: ModelField) -> bool:
+    info = field.field_info
+    return (
+        isinstance(info, params.Path)
+        and info.annotation in _SCALARS
+        and info.validation_alias is None
+    )
 
 
 def _plain(dependant: Dependant) -> bool:
@@ -123,10 +139,13 @@ def _lean_handler(route: APIRoute, plan: LeanPlan, stock: Handler) -> Handler:
             value = await call(request)
             if name is not None:
                 values[name] = value
-        params, errors = request_params_to_args(path_params, request.path_params)
-        if errors:
-            return await stock(request)
-        values.update(params)
+        for field in path_params:
+            value, errors = field.validate(
+                request.path_params[field.alias], values, loc=("path", field.alias)
+            )
+            if errors:
+                return await stock(request)
+            values[field.name] = value
         answer = await endpoint(**values)
         if isinstance(answer, Response):
             return answer
