@@ -11,8 +11,11 @@ serialises the answer with FastAPI's own `serialize_response`, so the answer is 
 Anything outside that simple shape keeps FastAPI's handler: a route with a body, query,
 header or cookie parameters, a dependency with parameters or sub-dependencies of its own,
 a generator, a response class of its own; and, per request, a path parameter that fails
-validation (FastAPI's handler then writes the 422) or a dependency override in force
-(tests that override dependencies get FastAPI's resolution).
+validation (FastAPI's handler then writes the 422, calling the dependencies a second time:
+a lean route's dependencies must be lookups without side effects, as `CallerWith` is) or a
+dependency override in force (tests that override dependencies get FastAPI's resolution).
+FastAPI's telemetry hooks are not called on the lean path; the apps switch them off
+(app.py).
 """
 
 from __future__ import annotations
