@@ -79,9 +79,22 @@ class CallerWith(Authenticate, Generic[T]):
 def authenticate(request: Request) -> Principal:
     """Resolve the caller or raise 401/403. Every non-public route depends on this."""
     conn = connection_of(request.scope)
-    principal = principal_for(conn, bearer_token(request), resources_of(request).tokens)
+    principal = principal_for(conn, token_for(conn, request), resources_of(request).tokens)
     request.scope["patina.principal"] = principal.name
     return principal
+
+
+# Callers known by their socket peer alone: `principal_for` reads no token for them.
+SOCKET_TRANSPORTS = frozenset({"uds", "admin", "project"})
+
+
+def token_for(conn: ConnectionInfo | None, request: Request) -> str | None:
+    """The bearer token `principal_for` needs for this connection: None for a socket
+    caller, whose headers are then not parsed at all (a measurable share of a secret
+    read, BENCHMARKS.md); a token a socket caller sends is ignored either way."""
+    if conn is None or conn.transport in SOCKET_TRANSPORTS:
+        return None
+    return bearer_token(request)
 
 
 def bearer_token(request: Request) -> str | None:
@@ -103,7 +116,7 @@ def principal_for(conn: ConnectionInfo | None, token: str | None, tokens: TokenS
         raise Forbidden("connection has no identity")
     if conn.transport == "project":
         return project_principal(conn)
-    if conn.transport in ("uds", "admin"):
+    if conn.transport in SOCKET_TRANSPORTS:
         assert conn.peer is not None
         scopes = ADMIN_SCOPES if conn.transport == "admin" else LOCAL_SCOPES
         return Principal(

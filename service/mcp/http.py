@@ -22,7 +22,7 @@ from mcp.server.streamable_http_manager import StreamableHTTPSessionManager
 from starlette.requests import Request
 from starlette.types import Message, Receive, Scope, Send
 
-from service.auth import bearer_token, principal_for
+from service.auth import principal_for, token_for
 from service.errors import Forbidden, ServiceError
 from service.http.wire import error_body, json_headers
 from service.knowledge.scry import Scry
@@ -80,8 +80,8 @@ class McpEndpoint:
             # send none. No CORS is offered, so no browser may talk to this endpoint.
             if name == b"origin":
                 raise Forbidden("requests from browser origins are refused")
-        token = bearer_token(Request(scope))
-        caller = principal_for(connection_of(scope), token, self.tokens)
+        conn = connection_of(scope)
+        caller = principal_for(conn, token_for(conn, Request(scope)), self.tokens)
         scope["patina.principal"] = caller.name  # for the access log, as auth.py does
         scope[CALLER_KEY] = caller
         return caller

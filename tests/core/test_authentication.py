@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from starlette.requests import Request
 
-from service.auth import bearer_token, principal_for
+from service.auth import bearer_token, principal_for, token_for
 from service.errors import Forbidden, Unauthorized
 from service.principal import ADMIN_SCOPES, LOCAL_SCOPES
 from service.tokens import TokenRecord, TokenStore, digest
@@ -93,6 +93,15 @@ def test_the_bearer_token_is_read_from_the_authorization_header(
     header: str | None, token: str | None
 ) -> None:
     assert bearer_token(request(header)) == token
+
+
+def test_a_token_is_read_only_for_callers_it_identifies() -> None:
+    sent = request(f"Bearer {TOKEN}")
+    assert token_for(ConnectionInfo("tcp"), sent) == TOKEN
+    for transport in ("uds", "admin", "project"):
+        conn = ConnectionInfo(transport, PeerCred(pid=1, uid=1234, gid=99), project="p")
+        assert token_for(conn, sent) is None, transport
+    assert token_for(None, sent) is None  # refused anyway: nothing vouches for it
 
 
 def test_the_token_store_checks_every_record_and_keeps_no_token() -> None:
