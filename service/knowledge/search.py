@@ -26,7 +26,13 @@ from service.knowledge.lexical import FieldWeights, defining, prepare_match
 from service.knowledge.lexical import search as lexical_search
 from service.knowledge.ranking import Candidate, Intent, analyse, rank, symbol_match
 from service.knowledge.scry_models import Mode
-from service.knowledge.store import ChunkRow, VectorSnapshot, chunk_meta, fetch_chunks
+from service.knowledge.store import (
+    ChunkMeta,
+    ChunkRow,
+    VectorSnapshot,
+    chunk_meta,
+    fetch_chunks,
+)
 from service.knowledge.vector_scan import top_rows
 
 MODES: tuple[Mode, ...] = ("hybrid", "lexical", "semantic")
@@ -176,11 +182,7 @@ def retrieve(
         lexical_hits = lexical(conn, match, query, limit=depth)
     if cancel is not None:
         cancel.raise_if_cancelled()
-    vector = query.vector
-    if query.mode in ("hybrid", "semantic"):
-        vector, semantic_hits = pending.result() if pending is not None else vector_side()
-    if cancel is not None:
-        cancel.raise_if_cancelled()
+    # The database work that does not need the vector side's answer runs before joining it.
     defined: list[int] = []
     if settings.ranking.definitions and query.mode != "semantic":
         where, params = _filters(query)
@@ -188,19 +190,25 @@ def retrieve(
             found = defining(conn, name, limit=DEFINITION_SCAN, where=where, params=params)
             found.sort(key=lambda f: (-symbol_match(f[1], name, intent.qualified), f[0]))
             defined += [chunk_id for chunk_id, _symbols in found[:DEFINITIONS_PER_NAME]]
-    candidates = _candidates(conn, lexical_hits, semantic_hits, defined)
+    meta = chunk_meta(conn, {c for c, _s in lexical_hits} | set(defined))
+    vector = query.vector
+    if query.mode in ("hybrid", "semantic"):
+        vector, semantic_hits = pending.result() if pending is not None else vector_side()
+        meta |= chunk_meta(conn, {c for c, _s in semantic_hits} - meta.keys())
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    candidates = _candidates(meta, lexical_hits, semantic_hits, defined)
     if query.mode == "hybrid" and vector is not None:
         _fill_cosines(candidates, snapshot, vector, semantic_hits)
     return list(candidates.values())
 
 
 def _candidates(
-    conn: sqlite3.Connection, lexical_hits: Ranked, semantic_hits: Ranked, defined: list[int]
+    meta: dict[int, ChunkMeta], lexical_hits: Ranked, semantic_hits: Ranked, defined: list[int]
 ) -> dict[int, Candidate]:
-    """Every retrieved chunk once, with its scores scaled to 0..1 within its list."""
+    """Every retrieved chunk that still exists (is in `meta`) once, with its scores scaled
+    to 0..1 within its list."""
     found: dict[int, Candidate] = {}
-    meta = chunk_meta(conn, {c for c, _s in lexical_hits} | {c for c, _s in semantic_hits}
-                      | set(defined))  # fmt: skip
     top = lexical_hits[0][1] if lexical_hits else 0.0
     for chunk_id, score in lexical_hits:
         if chunk_id in meta:

@@ -462,9 +462,10 @@ def fetch_chunks(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Chun
     }  # fmt: skip
 
 
-def chunk_meta(
-    conn: sqlite3.Connection, ids: set[int]
-) -> dict[int, tuple[str, str, tuple[str, ...]]]:
+ChunkMeta = tuple[str, str, tuple[str, ...]]  # path, role, symbols
+
+
+def chunk_meta(conn: sqlite3.Connection, ids: set[int]) -> dict[int, ChunkMeta]:
     """(path, role, symbols) of the chunks `ids` that still exist: what ranking reads."""
     if not ids:
         return {}
