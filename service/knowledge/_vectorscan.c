@@ -9,10 +9,10 @@
  * an AVX2 clone picked at load time where the CPU has it, and runs without the GIL (the
  * query's BM25 search runs meanwhile on another thread).
  *
- * The arithmetic is exact (int8 x int8 summed in int32: |sum| <= 384 * 127 * 127 < 2^24,
- * so the float conversion is exact too) and the numpy expression in vector_scan.py is the
- * reference the tests compare it with. The float32 rescoring of the shortlist and the
- * error bound that makes its result exact are in vector_scan.py.
+ * The arithmetic is exact (int8 x int8 summed in int32: |sum| <= 1024 * 127 * 127 < 2^24,
+ * so the float conversion is exact too); tests/knowledge/test_vector_scan.py compares it
+ * with the same integer arithmetic in numpy, bit for bit. The float32 rescoring of the
+ * shortlist and the error bound that makes its result exact are in vector_scan.py.
  */
 #define PY_SSIZE_T_CLEAN
 #include <Python.h>
@@ -54,8 +54,8 @@ static PyObject *scan(PyObject *self, PyObject *args) {
     PyObject *result = NULL;
     Py_ssize_t dims = query.len;
     Py_ssize_t rows = scales.len / (Py_ssize_t)sizeof(float);
-    if (dims <= 0 || dims > 4096) {
-        PyErr_SetString(PyExc_ValueError, "query must hold 1 to 4096 int8 values");
+    if (dims <= 0 || dims > 1024) {
+        PyErr_SetString(PyExc_ValueError, "query must hold 1 to 1024 int8 values");
     } else if (scales.len % (Py_ssize_t)sizeof(float) != 0 || out.len != scales.len) {
         PyErr_SetString(PyExc_ValueError, "scales and out must be float32 arrays of one length");
     } else if (codes.len != rows * dims) {

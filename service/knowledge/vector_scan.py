@@ -129,9 +129,8 @@ def top_rows(
 ) -> tuple[Rows, Scores]:
     """The rows of the `k` highest cosines with `vector` (rows where `mask` is False left
     out, so fewer when fewer pass) and those cosines in float32, best first, equal scores
-    by row. With `compact` (and
-    the compiled kernel) the int8 first pass picks the rows to score exactly; the result is
-    the same either way."""
+    by row. With `compact` (and the compiled kernel) the int8 first pass picks the rows to
+    score exactly; the result is the same either way."""
     total = matrix.shape[0]
     k = min(k, total)
     shortlist = k * SHORTLIST_FACTOR
