@@ -25,8 +25,9 @@ ENV PIP_DISABLE_PIP_VERSION_CHECK=1 \
 SHELL ["/bin/bash", "-o", "pipefail", "-c"]
 WORKDIR /src
 
-# `strip`, for the extension modules below, and a C compiler for the project's own one (the
-# secret scrubber's line pass, service/redaction/_fastscan.c); this stage only. The Python
+# `strip`, for the extension modules below, and a C compiler for the project's own (the
+# secret scrubber's line pass, service/redaction/_fastscan.c, and the int8 cosine scan,
+# service/knowledge/_vectorscan.c); this stage only. The Python
 # headers too where the base lacks them (a Debian-packaged python3 ships none; the official
 # python image does).
 # hadolint ignore=DL3008
@@ -73,15 +74,15 @@ RUN "$VIRTUAL_ENV/bin/pip" uninstall --yes huggingface-hub hf-xet fsspec tqdm fi
 # The project itself: build its wheel, then install that wheel (not the source tree). Its
 # dependencies are already there, under the same pins; --no-deps keeps pip from putting back
 # what was trimmed. Then the installers leave the virtualenv.
-# The compiled line pass is optional for a source install (no compiler: the pure path runs);
-# the image checks that it was built. `-P`: import the installed package, not the source tree
+# The compiled modules are optional for a source install (no compiler: the pure paths run);
+# the image checks that they were built. `-P`: import the installed package, not the source tree
 # in the working directory (which has no compiled module).
 COPY README.md setup.py ./
 COPY service ./service
 RUN "$VIRTUAL_ENV/bin/pip" wheel --no-deps --wheel-dir /wheels . \
  && "$VIRTUAL_ENV/bin/pip" install --require-virtualenv --no-deps -c constraints.txt /wheels/patina_serve-*.whl \
  && "$VIRTUAL_ENV/bin/pip" uninstall --yes pip setuptools wheel \
- && "$VIRTUAL_ENV/bin/python" -P -c 'import service.cli.main, service.app, service.mcp.http, service.mcp.stdio, service.redaction._fastscan'
+ && "$VIRTUAL_ENV/bin/python" -P -c 'import service.cli.main, service.app, service.mcp.http, service.mcp.stdio, service.redaction._fastscan, service.knowledge._vectorscan'
 
 # ---------------------------------------------------------------------------------------------
 # The runtime root filesystem: the base image without what a server never runs, plus the venv.

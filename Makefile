@@ -20,8 +20,9 @@ dev: $(VENV)/.dev
 $(VENV)/bin/python:
 	$(PYTHON) -m venv $(VENV)
 
-# setup.py builds the scrubber's compiled line pass in place: rebuilt when its source changes.
-BUILD_INPUTS := pyproject.toml constraints.txt setup.py service/redaction/_fastscan.c
+# setup.py builds the compiled modules in place: rebuilt when their sources change.
+BUILD_INPUTS := pyproject.toml constraints.txt setup.py service/redaction/_fastscan.c \
+	service/knowledge/_vectorscan.c
 
 $(VENV)/.runtime: $(BUILD_INPUTS) | $(VENV)/bin/python
 	$(PIP) -c constraints.txt -e .

@@ -26,7 +26,14 @@ from service.knowledge.lexical import FieldWeights, defining, prepare_match
 from service.knowledge.lexical import search as lexical_search
 from service.knowledge.ranking import Candidate, Intent, analyse, rank, symbol_match
 from service.knowledge.scry_models import Mode
-from service.knowledge.store import ChunkRow, VectorSnapshot, chunk_meta, fetch_chunks
+from service.knowledge.store import (
+    ChunkMeta,
+    ChunkRow,
+    VectorSnapshot,
+    chunk_meta,
+    fetch_chunks,
+)
+from service.knowledge.vector_scan import top_rows
 
 MODES: tuple[Mode, ...] = ("hybrid", "lexical", "semantic")
 # Chunks defining a named identifier added to the candidates (a name defined in more places
@@ -99,18 +106,13 @@ def semantic(
     *,
     limit: int,
 ) -> Ranked:
-    """Cosine top-k: one matrix-vector product over unit vectors, filters as a mask."""
+    """Cosine top-k over unit vectors (vector_scan.py), filters as a mask."""
     if snapshot.size == 0 or limit <= 0:
         return []
-    scores = snapshot.matrix @ vector
     mask = snapshot.mask(repo=query.repo, kind=query.kind, path_prefix=query.path_prefix)
-    if mask is not None:
-        scores = np.where(mask, scores, -np.inf)
-    k = min(limit, snapshot.size)
-    top = np.argpartition(-scores, k - 1)[:k] if k < snapshot.size else np.arange(snapshot.size)
-    # Best score first; equal scores by chunk id, so results never depend on partition order.
-    top = top[np.lexsort((snapshot.ids[top], -scores[top]))]
-    return [(int(snapshot.ids[i]), float(scores[i])) for i in top if np.isfinite(scores[i])]
+    # Rows are in chunk id order, so equal scores come out by chunk id.
+    rows, scores = top_rows(snapshot.matrix, snapshot.int8, vector, limit, mask)
+    return list(zip(snapshot.ids[rows].tolist(), scores.tolist(), strict=True))
 
 
 def run_query(
@@ -124,7 +126,7 @@ def run_query(
     executor: Executor | None = None,
 ) -> list[Hit]:
     """Run `query` in its mode and return at most `query.limit` ranked hits (with an
-    `executor`, the query's embedding runs there while BM25 runs here)."""
+    `executor`, the query's embedding and cosine scan run there while BM25 runs here)."""
     features = settings.ranking.features()
     intent = analyse(query.text)
     candidates = retrieve(
@@ -153,11 +155,20 @@ def retrieve(
     depth = max(query.limit, settings.candidates)
     lexical_hits: Ranked = []
     semantic_hits: Ranked = []
-    # The query's embedding is most of a hybrid query's time and needs no database: with
-    # an executor it runs on another core while BM25 runs on this one.
-    pending: Future[npt.NDArray[np.float32]] | None = None
-    if executor is not None and query.vector is None and query.mode == "hybrid":
-        pending = executor.submit(embedder.embed, [query.text], cancel=cancel)
+
+    def vector_side() -> tuple[npt.NDArray[np.float32], Ranked]:
+        # Embedded even for an index without vectors yet: a query costs the same whatever
+        # the index holds (the deadline and gate tests rely on it).
+        vector = query.vector
+        if vector is None:
+            vector = embedder.embed([query.text], cancel=cancel)[0]
+        return vector, semantic(snapshot, vector, query, limit=depth)
+
+    # The query's embedding and the cosine scan are most of a hybrid query's time and need
+    # no database: with an executor they run on another core while BM25 runs on this one.
+    pending: Future[tuple[npt.NDArray[np.float32], Ranked]] | None = None
+    if executor is not None and query.mode == "hybrid":
+        pending = executor.submit(vector_side)
     if query.mode in ("hybrid", "lexical"):
         match = prepare_match(
             conn,
@@ -171,17 +182,7 @@ def retrieve(
         lexical_hits = lexical(conn, match, query, limit=depth)
     if cancel is not None:
         cancel.raise_if_cancelled()
-    vector = query.vector
-    if query.mode in ("hybrid", "semantic"):
-        # Embedded even for an index without vectors yet: a query costs the same whatever
-        # the index holds (the deadline and gate tests rely on it).
-        if pending is not None:
-            vector = pending.result()[0]
-        elif vector is None:
-            vector = embedder.embed([query.text], cancel=cancel)[0]
-        semantic_hits = semantic(snapshot, vector, query, limit=depth)
-    if cancel is not None:
-        cancel.raise_if_cancelled()
+    # The database work that does not need the vector side's answer runs before joining it.
     defined: list[int] = []
     if settings.ranking.definitions and query.mode != "semantic":
         where, params = _filters(query)
@@ -189,19 +190,25 @@ def retrieve(
             found = defining(conn, name, limit=DEFINITION_SCAN, where=where, params=params)
             found.sort(key=lambda f: (-symbol_match(f[1], name, intent.qualified), f[0]))
             defined += [chunk_id for chunk_id, _symbols in found[:DEFINITIONS_PER_NAME]]
-    candidates = _candidates(conn, lexical_hits, semantic_hits, defined)
+    meta = chunk_meta(conn, {c for c, _s in lexical_hits} | set(defined))
+    vector = query.vector
+    if query.mode in ("hybrid", "semantic"):
+        vector, semantic_hits = pending.result() if pending is not None else vector_side()
+        meta |= chunk_meta(conn, {c for c, _s in semantic_hits} - meta.keys())
+    if cancel is not None:
+        cancel.raise_if_cancelled()
+    candidates = _candidates(meta, lexical_hits, semantic_hits, defined)
     if query.mode == "hybrid" and vector is not None:
         _fill_cosines(candidates, snapshot, vector, semantic_hits)
     return list(candidates.values())
 
 
 def _candidates(
-    conn: sqlite3.Connection, lexical_hits: Ranked, semantic_hits: Ranked, defined: list[int]
+    meta: dict[int, ChunkMeta], lexical_hits: Ranked, semantic_hits: Ranked, defined: list[int]
 ) -> dict[int, Candidate]:
-    """Every retrieved chunk once, with its scores scaled to 0..1 within its list."""
+    """Every retrieved chunk that still exists (is in `meta`) once, with its scores scaled
+    to 0..1 within its list."""
     found: dict[int, Candidate] = {}
-    meta = chunk_meta(conn, {c for c, _s in lexical_hits} | {c for c, _s in semantic_hits}
-                      | set(defined))  # fmt: skip
     top = lexical_hits[0][1] if lexical_hits else 0.0
     for chunk_id, score in lexical_hits:
         if chunk_id in meta:

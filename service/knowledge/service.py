@@ -110,7 +110,8 @@ class KnowledgeService:
         finally:
             conn.close()
         self.pool = store.ReadPool(self.path, size=settings.max_concurrent_queries + 1)
-        # One embedding thread per admitted query: its embedding overlaps its BM25 search.
+        # One embedding thread per admitted query: its embedding and cosine scan overlap its
+        # BM25 search.
         self._query_embedding = full_thread_pool(
             settings.max_concurrent_queries, "patina-query-embed"
         )

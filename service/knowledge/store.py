@@ -23,9 +23,11 @@ import numpy as np
 import numpy.typing as npt
 
 from service.cancel import Cancel, Cancelled
+from service.knowledge import vector_scan
 from service.knowledge.conventions import file_role
 from service.knowledge.lexical import FTS_TOKENIZER, chunk_terms
 from service.knowledge.model import DIMENSIONS
+from service.knowledge.vector_scan import Int8Vectors, quantize
 
 log = logging.getLogger("patina.knowledge")
 
@@ -247,6 +249,9 @@ class VectorSnapshot:
     # Chunks in the index at this generation, with or without a vector yet: chunks are
     # committed (and searchable by BM25) before the embedding pass gives them vectors.
     chunks: int = 0
+    # The matrix in int8 for the cosine scan's first pass (vector_scan.py); None where the
+    # compiled scan is not built.
+    int8: Int8Vectors | None = None
 
     @property
     def size(self) -> int:
@@ -311,6 +316,7 @@ def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> Vec
         generation=gen,
         ids=ids[:i],
         matrix=matrix[:i],
+        int8=quantize(matrix[:i]) if vector_scan.kernel is not None else None,
         repo_codes=repo_codes[:i],
         kind_codes=kind_codes[:i],
         paths=paths,
@@ -456,9 +462,10 @@ def fetch_chunks(conn: sqlite3.Connection, ids: Sequence[int]) -> dict[int, Chun
     }  # fmt: skip
 
 
-def chunk_meta(
-    conn: sqlite3.Connection, ids: set[int]
-) -> dict[int, tuple[str, str, tuple[str, ...]]]:
+ChunkMeta = tuple[str, str, tuple[str, ...]]  # path, role, symbols
+
+
+def chunk_meta(conn: sqlite3.Connection, ids: set[int]) -> dict[int, ChunkMeta]:
     """(path, role, symbols) of the chunks `ids` that still exist: what ranking reads."""
     if not ids:
         return {}

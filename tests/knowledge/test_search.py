@@ -5,13 +5,14 @@ from __future__ import annotations
 import threading
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
+from typing import Any
 
 import pytest
 
-from service.knowledge import store
+from service.knowledge import search, store
 from service.knowledge.embedder import Embedder
 from service.knowledge.lexical import prepare_match
-from service.knowledge.search import Hit, Query, run_query
+from service.knowledge.search import Hit, Query, run_query, semantic
 from service.knowledge.service import KnowledgeService, index_path
 from service.settings import Settings
 
@@ -168,25 +169,56 @@ def test_a_new_index_gets_the_current_schema_and_private_mode(settings: Settings
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_hybrid_embeds_its_query_on_another_thread_with_the_same_answer(
+def test_hybrid_embeds_and_scans_on_another_thread_with_the_same_answer(
     shared_service: KnowledgeService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     query = Query(f"{IDENTIFIER} {PARAPHRASE}", limit=5)
-    threads: list[str] = []
+    embedded: list[str] = []
+    scanned: list[str] = []
     embed = shared_service.embedder.embed
 
     def recording(texts: list[str], **kwargs: object) -> object:
-        threads.append(threading.current_thread().name)
+        embedded.append(threading.current_thread().name)
         return embed(texts, **kwargs)  # type: ignore[arg-type]
 
+    def scanning(*args: Any, **kwargs: Any) -> Any:
+        scanned.append(threading.current_thread().name)
+        return semantic(*args, **kwargs)
+
     monkeypatch.setattr(shared_service.embedder, "embed", recording)
+    monkeypatch.setattr(search, "semantic", scanning)
     overlapped = shared_service.scry(query)
     with shared_service.pool.borrow() as conn:
         snapshot = shared_service.snapshot(conn)
         inline = run_query(conn, snapshot, shared_service.embedder, query, shared_service.settings)
-    assert threads[0].startswith("patina-query-embed")
-    assert threads[1] == threading.current_thread().name
+    assert embedded[0].startswith("patina-query-embed")
+    assert scanned[0] == embedded[0]
+    assert embedded[1] == scanned[1] == threading.current_thread().name
     assert [(h.chunk.id, h.score) for h in overlapped] == [(h.chunk.id, h.score) for h in inline]
+
+
+def test_a_given_query_vector_is_scanned_on_another_thread_and_not_embedded(
+    shared_service: KnowledgeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A federated request brings its query's vector: its cosine scan still runs while BM25
+    does, and the text is not embedded again."""
+    text = f"{IDENTIFIER} {PARAPHRASE}"
+    vector = shared_service.embed_query(text)
+    scanned: list[str] = []
+
+    def scanning(*args: Any, **kwargs: Any) -> Any:
+        scanned.append(threading.current_thread().name)
+        return semantic(*args, **kwargs)
+
+    def refuse(*_args: object, **_kwargs: object) -> object:
+        raise AssertionError("the query was embedded although its vector was given")
+
+    expected = shared_service.scry(Query(text, limit=5))
+    monkeypatch.setattr(shared_service.embedder, "embed", refuse)
+    monkeypatch.setattr(search, "semantic", scanning)
+    given = shared_service.scry(Query(text, limit=5, vector=vector))
+    assert scanned[0].startswith("patina-query-embed")
+    assert [(h.chunk.id, h.score) for h in given] == [(h.chunk.id, h.score) for h in expected]
 
 
 def test_the_query_embedding_threads_exist_from_the_start_and_queries_add_none(
