@@ -22,13 +22,14 @@ the scan is the float32 product over the whole matrix, with the same results.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from dataclasses import dataclass
 from typing import Protocol, cast
 
 import numpy as np
 import numpy.typing as npt
+
+from service.optional_module import import_optional
 
 _log = logging.getLogger(__name__)
 
@@ -62,12 +63,12 @@ class Int8Kernel(Protocol):
 
 def load() -> Int8Kernel | None:
     """The compiled module, or None (said once, in a debug log) where it is absent."""
-    try:
-        module = importlib.import_module("service.knowledge._vectorscan")
-    except ImportError:
-        _log.debug("cosine scan: compiled int8 pass not built, scanning float32 only")
-        return None
-    return cast(Int8Kernel, module)
+    module = import_optional(
+        "service.knowledge._vectorscan",
+        _log,
+        "cosine scan: compiled int8 pass not built, scanning float32 only",
+    )
+    return None if module is None else cast(Int8Kernel, module)
 
 
 kernel = load()

@@ -7,9 +7,10 @@ results, only slower. Tests set `fastscan` to None to run the pure path.
 
 from __future__ import annotations
 
-import importlib
 import logging
 from typing import Protocol, cast
+
+from service.optional_module import import_optional
 
 _log = logging.getLogger(__name__)
 
@@ -29,12 +30,12 @@ class LinePass(Protocol):
 
 def load() -> LinePass | None:
     """The compiled module, or None (said once, in a debug log) where it is absent."""
-    try:
-        module = importlib.import_module("service.redaction._fastscan")
-    except ImportError:
-        _log.debug("secret scrubber: compiled line pass not built, using the pure-Python path")
-        return None
-    return cast(LinePass, module)
+    module = import_optional(
+        "service.redaction._fastscan",
+        _log,
+        "secret scrubber: compiled line pass not built, using the pure-Python path",
+    )
+    return None if module is None else cast(LinePass, module)
 
 
 fastscan = load()
