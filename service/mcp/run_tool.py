@@ -33,14 +33,20 @@ from service.redaction.pump import pump
 from service.redaction.scrubber import Scrubber
 
 _READ = 1 << 16
-# The commands running now (process group ids), stopped with the server (stop_all).
+# The commands running now (process group ids), stopped with the server (stop_all), and
+# whether the server is stopping (then no command starts any more).
 _running: set[int] = set()
+_stopping = False
 _running_lock = threading.Lock()
 
 
 def stop_all() -> None:
-    """Kill every command secrets_run is running (their whole process groups)."""
+    """Kill every command secrets_run is running (their whole process groups), and start
+    no more. A command being started holds the lock until it is registered, so a stop
+    that arrives meanwhile waits for it and kills it too: none slips between the two."""
+    global _stopping
     with _running_lock:
+        _stopping = True
         groups = list(_running)
     for group in groups:
         with contextlib.suppress(ProcessLookupError, PermissionError):
@@ -114,15 +120,17 @@ def _run(
     timeout: float,
     cap: int,
 ) -> _Outcome:
-    try:
-        # No controlling terminal (nothing written past the scrubber), and one process
-        # group to stop at the timeout, children included.
-        child, out_r, err_r = start_piped(
-            argv, env, scrubber, stdin=subprocess.DEVNULL, own_session=True, cwd=cwd
-        )
-    except RunError as exc:
-        raise ToolError(str(exc)) from None
     with _running_lock:
+        if _stopping:
+            raise ToolError("patina mcp is stopping: the command was not started")
+        try:
+            # No controlling terminal (nothing written past the scrubber), and one process
+            # group to stop at the timeout, children included.
+            child, out_r, err_r = start_piped(
+                argv, env, scrubber, stdin=subprocess.DEVNULL, own_session=True, cwd=cwd
+            )
+        except RunError as exc:
+            raise ToolError(str(exc)) from None
         _running.add(child.pid)
     stopped = threading.Event()
 
