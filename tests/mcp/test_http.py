@@ -246,6 +246,8 @@ async def test_no_tool_answer_or_error_carries_a_held_value(
         assert TRIPWIRE not in text
         assert TRIPWIRE_B64 not in text
     assert TRIPWIRE not in caplog.text
+    # The audit writer gathers events on its own thread: wait until it wrote them all.
+    assert resources.broker.audit.flush(5.0)
     audit = resources.settings.resolved_data_dir / "audit.jsonl"
     assert TRIPWIRE not in audit.read_text()
     assert "mint" in audit.read_text()  # minting over MCP is audited as over REST
