@@ -37,6 +37,7 @@ from bench.knowledge.common import p50, percentile
 from service.knowledge import search, store
 from service.knowledge.config import KnowledgeSettings, RankingSettings
 from service.knowledge.embedder import Embedder, TextEmbedder
+from service.knowledge.graphs import GRAPHS
 from service.knowledge.indexer import Indexer
 from service.knowledge.lexical import FieldWeights
 from service.knowledge.metrics import KnowledgeMetrics
@@ -351,6 +352,12 @@ def main() -> None:
     )
     parser.add_argument("--static-cache", type=Path, help="where the static table is cached")
     parser.add_argument(
+        "--query-graph",
+        choices=GRAPHS,
+        default=KnowledgeSettings().query_graph,
+        help="the graph queries are embedded with (graphs.py)",
+    )
+    parser.add_argument(
         "--field-weights",
         nargs=4,
         type=float,
@@ -372,7 +379,7 @@ def main() -> None:
     work = args.workdir or Path(tempfile.mkdtemp(prefix="patina-code-search-"))
     work.mkdir(parents=True, exist_ok=True)
     trees = unpack(data, work / "trees")
-    knowledge = KnowledgeSettings()
+    knowledge = KnowledgeSettings(query_graph=args.query_graph)
     print(f"{len(repos)} repositories, {sum(len(c) for c in cases.values())} queries; work {work}")
 
     started = time.perf_counter()
@@ -381,11 +388,13 @@ def main() -> None:
     if args.embedder == "static":
         files = load_model_files(knowledge)
         cache = args.static_cache or work / "static"
-        assert isinstance(query_embedder, Embedder)
         embedder = query_embedder = StaticEmbedder.load_or_distill(
-            query_embedder, files.tokenizer_json, cache
+            Embedder(files, graph="fp32"), files.tokenizer_json, cache
         )
-    print(f"{args.embedder} model ready in {time.perf_counter() - started:.1f}s")
+    print(
+        f"{args.embedder} model ready in {time.perf_counter() - started:.1f}s "
+        f"(chunks: {embedder.graph}, queries: {query_embedder.graph})"
+    )
     runs = [
         build(r, trees, work / "indexes", embedder, knowledge, rechunk=args.rechunk) for r in repos
     ]

@@ -131,10 +131,9 @@ def main() -> None:
     knowledge = KnowledgeSettings()
     embedder: TextEmbedder = Embedder.from_settings(knowledge)
     if args.embedder == "static":
-        assert isinstance(embedder, Embedder)
         files = load_model_files(knowledge)
         embedder = StaticEmbedder.load_or_distill(
-            embedder, files.tokenizer_json, args.workdir / "static"
+            Embedder(files, graph="fp32"), files.tokenizer_json, args.workdir / "static"
         )
     mode: Mode = args.mode
     prepared = prepare(args.workdir, args.data.resolve(), embedder, mode)

@@ -6,6 +6,7 @@ asks for each function by its (unique) name. Every query goes through
 `KnowledgeService.scry`, the path `POST /api/scry` takes, ranking stage included. Run:
 
     .venv/bin/python -m bench.knowledge.eval [--functions 600] [--embedders minilm static]
+        [--query-graph int8-weights|fp32|int8-dynamic]
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import math
 import tempfile
 import time
 from collections import Counter
+from dataclasses import dataclass
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry
@@ -23,6 +25,7 @@ from bench.knowledge.common import library_functions, write_items
 from service.knowledge import store
 from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder, TextEmbedder
+from service.knowledge.graphs import GRAPHS, Graph
 from service.knowledge.indexer import Indexer
 from service.knowledge.metrics import KnowledgeMetrics
 from service.knowledge.model import load_model_files
@@ -63,30 +66,43 @@ def evaluate(svc: KnowledgeService, truth: dict[str, str], mode: Mode) -> tuple[
 
 
 def build(
-    home: Path, corpus: Path, knowledge: KnowledgeSettings, embedder: TextEmbedder
+    home: Path, corpus: Path, knowledge: KnowledgeSettings, pair: EmbedderPair
 ) -> tuple[KnowledgeService, float]:
     settings = Settings(home=home, knowledge=knowledge)
     conn = store.open_index(index_path(settings))
     started = time.perf_counter()
-    report = Indexer(conn, embedder, knowledge).index(corpus, repo="eval")
+    report = Indexer(conn, pair.indexing, knowledge).index(corpus, repo="eval")
     seconds = time.perf_counter() - started
     conn.close()
     svc = KnowledgeService(
-        settings, embedder=embedder, metrics=KnowledgeMetrics(CollectorRegistry())
+        settings, embedder=pair.queries, metrics=KnowledgeMetrics(CollectorRegistry())
     )
     return svc, report.chunks_embedded / seconds
 
 
-def embedders(names: list[str], work: Path) -> dict[str, TextEmbedder]:
-    knowledge = KnowledgeSettings()
-    out: dict[str, TextEmbedder] = {}
-    fp32 = Embedder.from_settings(knowledge)
+@dataclass(frozen=True)
+class EmbedderPair:
+    """What embeds the chunks and what embeds the queries (the service's default graphs
+    differ: int8-dynamic for batches, int8-weights for one short query)."""
+
+    indexing: TextEmbedder
+    queries: TextEmbedder
+
+
+def embedders(names: list[str], work: Path, query_graph: Graph) -> dict[str, EmbedderPair]:
+    knowledge = KnowledgeSettings(query_graph=query_graph)
+    out: dict[str, EmbedderPair] = {}
     for name in names:
         if name == "minilm":
-            out[name] = fp32
+            out[name] = EmbedderPair(
+                Embedder.from_settings(knowledge, for_indexing=True),
+                Embedder.from_settings(knowledge),
+            )
         elif name == "static":
             files = load_model_files(knowledge)
-            out[name] = StaticEmbedder.load_or_distill(fp32, files.tokenizer_json, work)
+            fp32 = Embedder(files, graph="fp32")
+            static = StaticEmbedder.load_or_distill(fp32, files.tokenizer_json, work)
+            out[name] = EmbedderPair(static, static)
     return out
 
 
@@ -94,6 +110,7 @@ def main() -> None:
     parser = argparse.ArgumentParser()
     parser.add_argument("--functions", type=int, default=600)
     parser.add_argument("--embedders", nargs="+", default=["minilm", "static"])
+    parser.add_argument("--query-graph", choices=GRAPHS, default=KnowledgeSettings().query_graph)
     args = parser.parse_args()
     items = library_functions(MODULES, limit=args.functions)
     tmp = Path(tempfile.mkdtemp(prefix="patina-eval-"))
@@ -109,9 +126,12 @@ def main() -> None:
         if names[item.name.split(".")[-2]] == 1 and not item.name.split(".")[-2].startswith("_")
     }
     print(f"identifier queries: {len(identifiers)}")
-    for label, embedder in embedders(args.embedders, tmp / "static").items():
-        svc, rate = build(tmp / label, tmp / "corpus", KnowledgeSettings(), embedder)
-        print(f"\n{label}: indexed at {rate:.1f} chunks/s")
+    for label, pair in embedders(args.embedders, tmp / "static", args.query_graph).items():
+        svc, rate = build(tmp / label, tmp / "corpus", KnowledgeSettings(), pair)
+        print(
+            f"\n{label}: indexed at {rate:.1f} chunks/s "
+            f"(chunks: {pair.indexing.graph}, queries: {pair.queries.graph})"
+        )
         for set_name, queries in (("docstring", truth), ("identifier", identifiers)):
             for mode in MODES:
                 started = time.perf_counter()

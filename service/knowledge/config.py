@@ -6,8 +6,9 @@ import logging
 from pathlib import Path
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, model_validator
 
+from service.knowledge.graphs import Graph
 from service.knowledge.ranking import Features
 
 log = logging.getLogger("patina.knowledge")
@@ -15,6 +16,20 @@ log = logging.getLogger("patina.knowledge")
 # Settings that no longer do anything (fusion weights replaced by the ranking stage). An old
 # config naming them still starts: they are dropped with one warning naming them.
 DEPRECATED_SETTINGS = ("rrf_k", "lexical_weight", "semantic_weight")
+
+
+def _query_graph_from_quantize(data: dict[str, Any]) -> dict[str, Any]:
+    """`quantize` (a boolean: queries on the dynamic int8 graph or not) became
+    `query_graph`; an old configuration keeps its meaning, with one warning."""
+    data = dict(data)
+    quantize = TypeAdapter(bool).validate_python(data.pop("quantize"))
+    data.setdefault("query_graph", "int8-dynamic" if quantize else "fp32")
+    log.warning(
+        "knowledge setting quantize is replaced by query_graph (now %s): "
+        "use query_graph in the configuration",
+        data["query_graph"],
+    )
+    return data
 
 
 class RankingSettings(BaseModel):
@@ -47,6 +62,8 @@ class KnowledgeSettings(BaseModel):
     def _drop_deprecated(cls, data: Any) -> Any:
         if not isinstance(data, dict):
             return data
+        if "quantize" in data:
+            data = _query_graph_from_quantize(data)
         found = [name for name in DEPRECATED_SETTINGS if name in data]
         if not found:
             return data
@@ -74,10 +91,10 @@ class KnowledgeSettings(BaseModel):
     # tokenizer.json shipped in service/data. Either way their SHA-256 must match the pins.
     model_path: Path | None = Field(None, description="ONNX model (installed package's).")
     tokenizer_path: Path | None = Field(None, description="tokenizer.json (bundled copy).")
-    # Measured in BENCHMARKS.md: the dynamic int8 graph embeds chunks 1.85x faster with no
-    # retrieval loss, but short queries run slower on it; so indexing uses it, queries not.
-    quantize: bool = Field(
-        False, description="Queries: dynamic int8 graph (slower for short inputs here)."
+    # Measured in BENCHMARKS.md: on the model's own int8 weights (MatMulNBits) a short query
+    # embeds in about half the fp32 time with the same retrieval quality.
+    query_graph: Graph = Field(
+        "int8-weights", description="Queries: int8-weights, fp32 or int8-dynamic graph."
     )
     quantize_indexing: bool = Field(
         True, description="`patina index`: dynamic int8 graph (1.85x faster, same quality)."

@@ -8,7 +8,6 @@ L2-normalised, as sentence-transformers does, so a dot product is the cosine sim
 
 from __future__ import annotations
 
-import logging
 import time
 from collections.abc import Callable, Sequence
 from typing import Protocol
@@ -20,6 +19,7 @@ from tokenizers import Tokenizer
 
 from service.cancel import Cancel, Cancelled
 from service.knowledge.config import KnowledgeSettings
+from service.knowledge.graphs import Graph, prepare
 from service.knowledge.model import DIMENSIONS, MODEL_ID, ModelFiles, load_model_files
 
 Vectors = npt.NDArray[np.float32]
@@ -31,8 +31,12 @@ class TextEmbedder(Protocol):
 
     dimensions: int
     model_id: str
-    quantized: bool
     observers: list[Callable[[float], None]]
+
+    @property
+    def graph(self) -> str:
+        """Which graph of the model makes the vectors (graphs.py), or "static"."""
+        ...
 
     def embed(
         self, texts: Sequence[str], *, cancel: Cancel | None = None, batch_size: int | None = None
@@ -53,7 +57,7 @@ class Embedder:
         max_tokens: int = 256,
         batch_size: int = 32,
         batch_tokens: int = 0,
-        quantize: bool = False,
+        graph: Graph = "fp32",
         memory_arena: bool = True,
         observe: Callable[[float], None] | None = None,
     ) -> None:
@@ -64,7 +68,7 @@ class Embedder:
         self.batch_size = batch_size
         self.batch_tokens = batch_tokens
         self.max_tokens = max_tokens
-        self.quantized = quantize
+        self.graph: Graph = graph
         # Called with the seconds each embed() took (the service's histogram listens here).
         self.observers: list[Callable[[float], None]] = [observe] if observe else []
         self.tokenizer = Tokenizer.from_str(files.tokenizer_json)
@@ -80,9 +84,10 @@ class Embedder:
         options.log_severity_level = 3
         options.enable_cpu_mem_arena = memory_arena
         options.enable_mem_pattern = memory_arena
-        model_bytes = quantize_dynamic_int8(files.model_bytes) if quantize else files.model_bytes
         self.session = ort.InferenceSession(
-            model_bytes, sess_options=options, providers=["CPUExecutionProvider"]
+            prepare(files.model_bytes, graph),
+            sess_options=options,
+            providers=["CPUExecutionProvider"],
         )
         self._input_names = {i.name for i in self.session.get_inputs()}
 
@@ -94,8 +99,8 @@ class Embedder:
         observe: Callable[[float], None] | None = None,
         for_indexing: bool = False,
     ) -> Embedder:
-        """Verify the model files against their pinned hashes and load them (quantized
-        as the settings ask for queries, or for bulk indexing with `for_indexing`)."""
+        """Verify the model files against their pinned hashes and load them (in the graph
+        the settings ask for queries, or for bulk indexing with `for_indexing`)."""
         return cls(
             load_model_files(settings),
             intra_op_threads=(
@@ -104,7 +109,11 @@ class Embedder:
             max_tokens=settings.max_tokens,
             batch_size=settings.batch_size,
             batch_tokens=settings.batch_tokens,
-            quantize=settings.quantize_indexing if for_indexing else settings.quantize,
+            graph=(
+                ("int8-dynamic" if settings.quantize_indexing else "fp32")
+                if for_indexing
+                else settings.query_graph
+            ),
             # Bulk embedding sees every input width; queries run the same few shapes.
             memory_arena=not for_indexing,
             observe=observe,
@@ -177,31 +186,3 @@ class Embedder:
         norms = np.linalg.norm(pooled, axis=1, keepdims=True)
         result: Vectors = (pooled / np.maximum(norms, 1e-12)).astype(np.float32)
         return result
-
-
-def quantize_dynamic_int8(model_bytes: bytes) -> bytes:
-    """Dynamic int8 quantisation of the (verified) graph, done in a temporary directory.
-
-    onnxruntime's quantiser needs the `onnx` package (a dependency of this project)."""
-    import tempfile
-    from pathlib import Path
-
-    try:
-        from onnxruntime.quantization import QuantType, quantize_dynamic
-    except ImportError as exc:
-        raise RuntimeError("quantizing the model needs the onnx package: pip install onnx") from exc
-    root = logging.getLogger()
-    root.addFilter(_drop_preprocessing_advice)
-    try:
-        with tempfile.TemporaryDirectory(prefix="patina-quant-") as tmp:
-            src, dst = Path(tmp) / "model.onnx", Path(tmp) / "model.int8.onnx"
-            src.write_bytes(model_bytes)
-            quantize_dynamic(src, dst, weight_type=QuantType.QInt8)
-            return dst.read_bytes()
-    finally:
-        root.removeFilter(_drop_preprocessing_advice)
-
-
-def _drop_preprocessing_advice(record: logging.LogRecord) -> bool:
-    # The quantiser logs advice on the root logger at every call; it does not apply here.
-    return not str(record.msg).startswith("Please consider to run pre-processing")

@@ -2,7 +2,7 @@
 
 Embedding the query is the dearest step of a hybrid scry (about 5 ms of CPU here). A node
 that federates computes it once and sends it with the request; each mother that runs the
-same model (same weights by SHA-256, same precision) uses it instead of embedding the text
+same model (same weights by SHA-256, same graph) uses it instead of embedding the text
 again. A node with another model ignores it and embeds the text itself, so the field is
 only ever an optimisation. The vector travels as base64 of little-endian float32: exact,
 and a quarter of the size of a JSON list of floats.
@@ -23,9 +23,10 @@ from service.knowledge.scry_models import QueryVector
 Vector = npt.NDArray[np.float32]
 
 
-def fingerprint(*, quantized: bool, model_id: str = MODEL_ID) -> str:
-    """Names the model exactly enough that equal fingerprints give equal vectors."""
-    return f"{model_id}/{MODEL_SHA256[:16]}/{'int8' if quantized else 'fp32'}"
+def fingerprint(*, graph: str, model_id: str = MODEL_ID) -> str:
+    """Names the model exactly enough that equal fingerprints give equal vectors (the
+    graph too: each rounds differently, graphs.py)."""
+    return f"{model_id}/{MODEL_SHA256[:16]}/{graph}"
 
 
 def encode(vector: Vector, *, model: str) -> QueryVector:

@@ -180,7 +180,7 @@ class KnowledgeService:
     @property
     def model_fingerprint(self) -> str:
         """Which model makes this node's query vectors (see query_vector)."""
-        return fingerprint(model_id=self.embedder.model_id, quantized=self.embedder.quantized)
+        return fingerprint(model_id=self.embedder.model_id, graph=self.embedder.graph)
 
     def embed_query(self, text: str, cancel: Cancel | None = None) -> Vector:
         """The unit vector of a query's text (blocking: call it through `QueryRunner.run`)."""

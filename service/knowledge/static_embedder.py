@@ -52,7 +52,7 @@ class StaticEmbedder:
 
     dimensions = DIMENSIONS
     model_id = STATIC_MODEL_ID
-    quantized = False
+    graph = "static"
 
     def __init__(self, table: npt.NDArray[np.float32], tokenizer_json: str) -> None:
         if table.shape[1] != DIMENSIONS:
@@ -69,6 +69,10 @@ class StaticEmbedder:
     ) -> StaticEmbedder:
         """The cached table for this model and tokenizer, or a fresh distillation of
         `model` (which must be the verified fp32 model) written to the cache."""
+        if model.graph != "fp32":
+            raise ValueError(
+                f"static embeddings are distilled from the fp32 graph, not {model.graph}"
+            )
         path = cache_dir / f"{STATIC_MODEL_ID}-{MODEL_SHA256[:16]}-{TOKENIZER_SHA256[:16]}.npy"
         table = _read_cache(path)
         if table is None:

@@ -87,6 +87,38 @@ def test_removed_fusion_settings_are_accepted_with_one_warning(
     assert all(name in warnings[0] for name in ("rrf_k", "lexical_weight", "semantic_weight"))
 
 
+@pytest.mark.parametrize(
+    ("line", "graph"), [("quantize = true", "int8-dynamic"), ("quantize = false", "fp32")]
+)
+def test_the_old_quantize_switch_keeps_its_meaning_with_one_warning(
+    tmp_path: Path, caplog: pytest.LogCaptureFixture, line: str, graph: str
+) -> None:
+    config = tmp_path / "patina.toml"
+    config.write_text(f"[knowledge]\n{line}\n")
+    with caplog.at_level("WARNING", logger="patina.knowledge"):
+        settings = load_settings(config, home=tmp_path)
+    assert settings.knowledge.query_graph == graph
+    warnings = [r.getMessage() for r in caplog.records if "query_graph" in r.getMessage()]
+    assert len(warnings) == 1
+
+
+def test_the_old_quantize_switch_from_the_environment(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PATINA_KNOWLEDGE__QUANTIZE", "true")
+    assert load_settings(None, home=tmp_path).knowledge.query_graph == "int8-dynamic"
+    monkeypatch.setenv("PATINA_KNOWLEDGE__QUERY_GRAPH", "fp32")
+    # Named both ways, the new setting wins.
+    assert load_settings(None, home=tmp_path).knowledge.query_graph == "fp32"
+
+
+def test_an_unknown_query_graph_is_refused(tmp_path: Path) -> None:
+    config = tmp_path / "patina.toml"
+    config.write_text('[knowledge]\nquery_graph = "int4"\n')
+    with pytest.raises(SettingsError, match=r"knowledge\.query_graph"):
+        load_settings(config, home=tmp_path)
+
+
 def test_a_misspelt_knowledge_setting_is_named(tmp_path: Path) -> None:
     config = tmp_path / "patina.toml"
     config.write_text("[knowledge]\ncandidatez = 40\n")

@@ -9,7 +9,9 @@ import numpy as np
 import pytest
 
 from service.errors import BadRequest
+from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import Embedder
+from service.knowledge.graphs import GRAPHS
 from service.knowledge.model import DIMENSIONS
 from service.knowledge.query_vector import QueryVector, decode, encode, fingerprint
 from service.settings import Settings
@@ -17,7 +19,9 @@ from tests.support.metrics import metric_total
 
 from .conftest import ApiFactory
 
-MODEL = fingerprint(quantized=False)
+# The fingerprint of the service's query vectors, and one of another graph of the same model.
+MODEL = fingerprint(graph=KnowledgeSettings().query_graph)
+OTHER_GRAPH = next(g for g in GRAPHS if g != KnowledgeSettings().query_graph)
 
 
 def _paths(body: dict[str, object]) -> list[tuple[str, int]]:
@@ -35,7 +39,7 @@ def test_a_vector_survives_the_wire_exactly(embedder: Embedder) -> None:
 
 def test_a_vector_from_another_model_is_ignored(embedder: Embedder) -> None:
     vector = embedder.embed(["rolling back a release"])[0]
-    sent = encode(vector, model=fingerprint(quantized=True))
+    sent = encode(vector, model=fingerprint(graph=OTHER_GRAPH))
     assert decode(sent, model=MODEL) is None
 
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
+from types import SimpleNamespace
 
 import numpy as np
 import numpy.typing as npt
@@ -48,6 +49,15 @@ def test_embeddings_are_unit_vectors_and_spelling_of_identifiers_does_not_matter
     np.testing.assert_allclose(embedder.embed(["parse_http_request", "a b"]), one_by_one, 1e-5)
 
 
+def test_only_the_fp32_graph_is_distilled(tmp_path: Path, tokenizer_json: str) -> None:
+    # The table is the fp32 model's token vectors; a rounded graph would give another table
+    # under the same cache name.
+    model = SimpleNamespace(graph="int8-weights")
+    with pytest.raises(ValueError, match="from the fp32 graph, not int8-weights"):
+        StaticEmbedder.load_or_distill(model, tokenizer_json, tmp_path)  # type: ignore[arg-type]
+    assert not list(tmp_path.iterdir())
+
+
 def test_the_table_is_distilled_once_cached_privately_and_verified(
     tmp_path: Path,
     tokenizer_json: str,
@@ -61,7 +71,7 @@ def test_the_table_is_distilled_once_cached_privately_and_verified(
         return fake_table()
 
     monkeypatch.setattr(static_embedder, "distill", fake_distill)
-    model = object()  # never used by the fake
+    model = SimpleNamespace(graph="fp32")  # never run: the fake distils
     first = StaticEmbedder.load_or_distill(model, tokenizer_json, tmp_path)  # type: ignore[arg-type]
     [cache] = tmp_path.glob("*.npy")
     assert cache.stat().st_mode & 0o777 == 0o600

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import logging
 import sys
+from collections.abc import Iterator
 
 import numpy as np
 import numpy.typing as npt
@@ -24,6 +25,15 @@ from service.knowledge.vector_scan import Int8Kernel, first_pass, quantize, top_
 DIMS = 384
 # Cosines closer than this are equal up to float32 rounding (of a 384-term dot product).
 TIE = 1e-6
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _int8_pass_at_any_size() -> Iterator[None]:
+    """These tests are about the int8 first pass: take it whatever the matrix's size (the
+    service skips it for small matrices, where the float32 product is cheaper)."""
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(vector_scan, "SMALL_MATRIX_ROWS", 0)
+        yield
 
 
 def _kernel() -> Int8Kernel:
@@ -189,6 +199,28 @@ def test_the_int8_path_returns_what_the_float32_path_returns(
         list(zip(fast_rows.tolist(), fast_scores.tolist(), strict=True)),
         list(zip(float_rows.tolist(), float_scores.tolist(), strict=True)),
     )
+
+
+def test_a_small_matrix_is_scanned_in_float32_alone(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(vector_scan, "SMALL_MATRIX_ROWS", 2000)
+    rng = np.random.default_rng(5)
+    matrix = _random(rng, 1500)
+    query = _random(rng, 1)[0]
+    compact = quantize(matrix)
+    expected = top_rows(matrix, None, query, 10)
+
+    class Refuses:
+        def scan(self, *args: object) -> None:
+            raise AssertionError("the int8 pass ran on a small matrix")
+
+    monkeypatch.setattr(vector_scan, "kernel", Refuses())
+    rows, scores = top_rows(matrix, compact, query, 10)
+    assert rows.tolist() == expected[0].tolist()
+    assert scores.tolist() == expected[1].tolist()
+    # Past the threshold the first pass runs (and this kernel refuses it).
+    monkeypatch.setattr(vector_scan, "SMALL_MATRIX_ROWS", 1000)
+    with pytest.raises(AssertionError, match="int8 pass ran"):
+        top_rows(matrix, compact, query, 10)
 
 
 def _snapshot(rng: np.random.Generator, rows: int) -> VectorSnapshot:
