@@ -2,16 +2,16 @@
 
 * `fp32` — the model as shipped: onnxruntime widens its int8 weights to float32 when it
   loads the graph, so every run reads ~42 MB of weights (more than this machine's L3).
-* `int8-dynamic` — onnxruntime's `quantize_dynamic`: int8 weights and activations. Fastest
-  for batches of chunks (indexing, 1.85× fp32); slow for one short query.
+* `int8-dynamic` — onnxruntime's `quantize_dynamic`: int8 weights and activations. Used
+  for batches of chunks (indexing: 1.85× fp32 on one thread); slow for one short query.
 * `int8-weights` — the model's own int8 weights, unchanged, on onnxruntime's `MatMulNBits`
   kernel (built for one-row inputs such as a language model's decoding step). The shipped
   graph stores each weight matrix as int8 codes times one scale per output column
   (`Cast → Mul → MatMul`); each such matrix becomes a `MatMulNBits` node with the same
   codes and the column's scale in every block, so no weight is rounded again. With
   `accuracy_level` 4 the kernel rounds each block of 32 activations to int8 as it
-  multiplies. A short query embeds in about half the fp32 time (BENCHMARKS.md), its
-  vectors agree with fp32's to a cosine of 0.999 and retrieval is unchanged.
+  multiplies. A short query embeds in 55–75 % of the fp32 time (BENCHMARKS.md), its
+  vectors agree with fp32's to a cosine of 0.9996 and retrieval is unchanged.
 """
 
 from __future__ import annotations

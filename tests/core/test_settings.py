@@ -117,6 +117,9 @@ def test_an_unknown_query_graph_is_refused(tmp_path: Path) -> None:
     config.write_text('[knowledge]\nquery_graph = "int4"\n')
     with pytest.raises(SettingsError, match=r"knowledge\.query_graph"):
         load_settings(config, home=tmp_path)
+    config.write_text('[knowledge]\nquantize = "maybe"\n')
+    with pytest.raises(SettingsError, match=r"quantize \(now query_graph\) must be true or false"):
+        load_settings(config, home=tmp_path)
 
 
 def test_a_misspelt_knowledge_setting_is_named(tmp_path: Path) -> None:
