@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import logging
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import (
     BaseModel,
@@ -15,7 +15,6 @@ from pydantic import (
     model_validator,
 )
 
-from service.knowledge.graphs import Graph
 from service.knowledge.ranking import Features
 
 log = logging.getLogger("patina.knowledge")
@@ -23,6 +22,10 @@ log = logging.getLogger("patina.knowledge")
 # Settings that no longer do anything (fusion weights replaced by the ranking stage). An old
 # config naming them still starts: they are dropped with one warning naming them.
 DEPRECATED_SETTINGS = ("rrf_k", "lexical_weight", "semantic_weight")
+# The graphs of the model an embedder can run (made in graphs.py; named here so that reading
+# the settings imports neither numpy nor onnx).
+Graph = Literal["fp32", "int8-dynamic", "int8-weights"]
+GRAPHS: tuple[Graph, ...] = ("fp32", "int8-dynamic", "int8-weights")
 
 
 def _query_graph_from_quantize(data: dict[str, Any]) -> dict[str, Any]:

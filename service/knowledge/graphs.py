@@ -17,16 +17,15 @@
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, Literal
 
 import numpy as np
 import numpy.typing as npt
+import onnx
+from onnx import helper, numpy_helper
 
-if TYPE_CHECKING:
-    import onnx
+from service.knowledge.config import GRAPHS, Graph
 
-Graph = Literal["fp32", "int8-dynamic", "int8-weights"]
-GRAPHS: tuple[Graph, ...] = ("fp32", "int8-dynamic", "int8-weights")
+__all__ = ["GRAPHS", "Graph", "int8_weights", "prepare", "quantize_dynamic_int8"]
 
 # Activations are rounded to int8 per block of this many values (K of every MatMul here,
 # 384 and 1536, is a multiple of it).
@@ -51,11 +50,6 @@ def int8_weights(model_bytes: bytes, *, block_size: int = BLOCK_SIZE) -> bytes:
 
     A MatMul whose weight is not int8 codes times per-column scales stays as it is; a
     model with none of them is refused (this graph would then be the fp32 one)."""
-    # Imported here, not above: the settings import this module for `Graph`, and loading
-    # onnx costs every CLI command a tenth of a second.
-    import onnx
-    from onnx import helper, numpy_helper
-
     model = onnx.load_from_string(model_bytes)
     graph = model.graph
     initializers = {t.name: t for t in graph.initializer}
@@ -127,8 +121,6 @@ def _int8_weight(
     initializers: dict[str, onnx.TensorProto],
 ) -> tuple[npt.NDArray[np.int8], npt.NDArray[np.float32]] | None:
     """(codes (K, N), scales (N,)) when the MatMul's weight is `Cast(int8 codes) * scales`."""
-    from onnx import numpy_helper
-
     mul = producers.get(matmul.input[1])
     if mul is None or mul.op_type != "Mul":
         return None
