@@ -356,6 +356,9 @@ class _Builder:
                 owner = _first_identifier(self.text(kind_node)) if kind_node else None
                 if owner:
                     return [f"{owner}.{_last_identifier(self.text(name))}"]
+            table = name.child_by_field_name("table")  # Lua: `function Picker:find()`
+            if name.type == "method_index_expression" and table is not None:
+                return [f"{_last_identifier(self.text(table))}.{_last_identifier(self.text(name))}"]
             return [_last_identifier(self.text(name))]
         declarator = node.child_by_field_name("declarator")
         if declarator is not None:

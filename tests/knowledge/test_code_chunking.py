@@ -352,9 +352,13 @@ SOURCES: list[tuple[str, str, set[str], str | None]] = [
             "  return path:lower()\n"
             "end\n"
             "\n"
+            "function Route:matches(path)\n"
+            "  return self.path == normalize(path)\n"
+            "end\n"
+            "\n"
             "return M\n"
         ),
-        {"add_route", "match", "normalize"},
+        {"add_route", "match", "normalize", "Route.matches"},
         'local util = require("web.util")',
     ),
     (
