@@ -208,8 +208,9 @@ class _Builder:
             for member in inner:
                 member.test = member.test or test
             return inner
-        # A header (signature, attributes) carrying the name, then the members.
-        header_end = max(start + 1, first)
+        # A header (signature, attributes, a module's own documentation) carrying the
+        # name, then the members.
+        header_end = max(start + 1, first, self.documented_until(members))
         head = Unit(start, header_end, "definition" if names else "code", names, test)
         for member in inner:
             member.start = max(member.start, header_end)
@@ -248,6 +249,20 @@ class _Builder:
         if body.type in spec.definitions or body.type in spec.wrappers:
             return [body]
         return list(body.named_children)
+
+    def documented_until(self, members: list[tree_sitter.Node]) -> int:
+        """The row after the documentation that opens a body (Elixir's `@moduledoc`),
+        which describes the whole and so stays with its header; 0 when there is none."""
+        end = 0
+        for member in members:
+            if self.spec.kind_of(member) != "attribute":
+                break
+            operand = member.child_by_field_name("operand")
+            target = operand.child_by_field_name("target") if operand is not None else None
+            if target is None or self.text(target) != "moduledoc":
+                break
+            end = member.end_point.row + 1
+        return end
 
     def type_body(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
         """The struct, enum or union a definition holds in a language of `type_bodies`."""

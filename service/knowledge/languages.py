@@ -235,11 +235,15 @@ SPECS: dict[str, LanguageSpec] = {
             "elixir",
             "tree_sitter_elixir",
             definitions=_set("elixir_module elixir_function elixir_test"),
+            # `defimpl Proto, for: Type` implements a protocol and defines no name, as a
+            # Rust `impl Trait for Type` does.
+            containers=_set("elixir_impl"),
             imports=_set("elixir_import"),
             comments=_set("comment attribute"),
             tests=_set("elixir_test"),
             calls={
-                **dict.fromkeys(["defmodule", "defprotocol", "defimpl"], "elixir_module"),
+                **dict.fromkeys(["defmodule", "defprotocol"], "elixir_module"),
+                "defimpl": "elixir_impl",
                 **dict.fromkeys(
                     _set("def defp defmacro defmacrop defguard defguardp defdelegate defn defnp"),
                     "elixir_function",
