@@ -48,8 +48,6 @@ _VALUE_DEFINITIONS = frozenset(
         "public_field_definition",
         "preproc_def",
         "property_signature",
-        "assignment_statement",
-        "bind",
     ]
 )
 # A scope whose members are declarations (unlike a function body, whose members are steps).
@@ -104,7 +102,7 @@ _FUNCTION_VALUES = frozenset(
 
 
 _LOADERS = frozenset({"require", "require_relative", "load", "source", "."})
-_BODY_WORDS = ("body", "block", "declaration_list", "statement_list", "declarations")
+_BODY_WORDS = ("body", "block", "declaration_list", "statement_list")
 _STRINGS = frozenset({"string", "template_string", "concatenated_string", "string_literal"})
 # A chunk smaller than this is merged into a neighbour (a lone `__all__`, a module
 # docstring, a one-line constant): on its own it matches every word it has, and says little.
@@ -166,7 +164,7 @@ class _Builder:
         return out
 
     def unit(self, node: tree_sitter.Node, *, in_function: bool) -> list[Unit]:
-        spec, kind = self.spec, self.spec.kind_of(node)
+        spec, kind = self.spec, node.type
         start, end = node.start_point.row, node.end_point.row + 1
         if kind in spec.comments or self.is_docstring(node):
             return [Unit(start, end, "comment")]
@@ -184,8 +182,7 @@ class _Builder:
             return [Unit(start, end, "code")]
         names = self.names(node) if defines or kind in spec.wrappers else []
         test = self.is_test(node, names)
-        typed = self.type_body(node) is not None
-        scope = grouping or typed or any(w in kind for w in _SCOPE_WORDS)
+        scope = grouping or any(w in kind for w in _SCOPE_WORDS)
         members = self.members(node)
         if kind in spec.containers and not members:
             return [Unit(start, end, "imports")]  # `namespace App;`: a header, like imports
@@ -201,16 +198,8 @@ class _Builder:
             if scope:  # a small class defines its members' names too
                 names = list(dict.fromkeys([*names, *(n for u in inner for n in u.symbols)]))
             return [Unit(start, end, "definition" if names else "code", names[:MAX_SYMBOLS], test)]
-        first = min((u.start for u in inner), default=end)
-        if not names and first <= start:
-            # A grouping with no line of its own (Haskell's list of top-level
-            # declarations): its members are all there is.
-            for member in inner:
-                member.test = member.test or test
-            return inner
-        # A header (signature, attributes, a module's own documentation) carrying the
-        # name, then the members.
-        header_end = max(start + 1, first, self.documented_until(members))
+        # A header (signature, attributes) carrying the name, then the members.
+        header_end = max(start + 1, min((u.start for u in inner), default=end))
         head = Unit(start, header_end, "definition" if names else "code", names, test)
         for member in inner:
             member.start = max(member.start, header_end)
@@ -219,9 +208,7 @@ class _Builder:
 
     def owner(self, node: tree_sitter.Node, names: list[str]) -> str | None:
         """The type whose members `node` holds: a class's, a struct's, an impl block's."""
-        kind = self.spec.kind_of(node)
-        if kind in self.spec.types or self.type_body(node) is not None:
-            return names[0] if names else None
+        kind = node.type
         if kind in self.spec.wrappers or not any(w in kind for w in _TYPE_WORDS):
             return None
         if names:
@@ -234,9 +221,6 @@ class _Builder:
         spec = self.spec
         if node.type in spec.wrappers or node.type == "ERROR":
             return list(node.named_children)
-        typed = self.type_body(node)
-        if typed is not None:
-            return list(typed.named_children)
         body = node.child_by_field_name("body") or node.child_by_field_name("definition")
         if body is None:
             bodies = [c for c in node.named_children if any(w in c.type for w in _BODY_WORDS)]
@@ -249,26 +233,6 @@ class _Builder:
         if body.type in spec.definitions or body.type in spec.wrappers:
             return [body]
         return list(body.named_children)
-
-    def documented_until(self, members: list[tree_sitter.Node]) -> int:
-        """The row after the documentation that opens a body (Elixir's `@moduledoc`),
-        which describes the whole and so stays with its header; 0 when there is none."""
-        end = 0
-        for member in members:
-            if self.spec.kind_of(member) != "attribute":
-                break
-            operand = member.child_by_field_name("operand")
-            target = operand.child_by_field_name("target") if operand is not None else None
-            if target is None or self.text(target) != "moduledoc":
-                break
-            end = member.end_point.row + 1
-        return end
-
-    def type_body(self, node: tree_sitter.Node) -> tree_sitter.Node | None:
-        """The struct, enum or union a definition holds in a language of `type_bodies`."""
-        if not self.spec.type_bodies:
-            return None
-        return next((c for c in node.named_children if c.type in self.spec.type_bodies), None)
 
     def is_docstring(self, node: tree_sitter.Node) -> bool:
         """A statement that is only a string: a docstring, `'use strict'`."""
@@ -308,10 +272,6 @@ class _Builder:
         kind = node.type
         if kind in ("lexical_declaration", "variable_declaration"):
             values = [d.child_by_field_name("value") for d in node.named_children]
-            if not any(v is not None for v in values):
-                # Lua's `local x = require "x"`, Zig's `const std = @import("std");`
-                value = self.text(node).partition("=")[2].lstrip()
-                return value.startswith(("require(", "require ", 'require"', "@import("))
             return bool(values) and all(
                 v is not None and self.text(v).startswith("require(") for v in values
             )
@@ -328,10 +288,7 @@ class _Builder:
         return False
 
     def is_test(self, node: tree_sitter.Node, names: list[str]) -> bool:
-        """An inline test module (Rust's `#[cfg(test)] mod tests`) or test block (Zig's
-        `test "name" {}`, ExUnit's `test "name" do`)."""
-        if self.spec.kind_of(node) in self.spec.tests:
-            return True
+        """An inline test module (Rust's `#[cfg(test)] mod tests`)."""
         return node.type == "mod_item" and bool(names) and names[0] in ("test", "tests")
 
     # Names -------------------------------------------------------------------------------
@@ -341,13 +298,7 @@ class _Builder:
         return list(dict.fromkeys(found))[:MAX_SYMBOLS]
 
     def _names(self, node: tree_sitter.Node) -> list[str]:
-        spec, kind = self.spec, self.spec.kind_of(node)
-        if node.type == "call" and spec.calls:
-            return self.call_names(node)
-        if kind in ("assignment_statement", "variable_declaration") and (
-            assigned := self.listed_variables(node)
-        ):
-            return assigned
+        spec, kind = self.spec, node.type
         if kind in spec.wrappers:
             inner = node.child_by_field_name("declaration") or node.child_by_field_name(
                 "definition"
@@ -371,9 +322,6 @@ class _Builder:
                 owner = _first_identifier(self.text(kind_node)) if kind_node else None
                 if owner:
                     return [f"{owner}.{_last_identifier(self.text(name))}"]
-            table = name.child_by_field_name("table")  # Lua: `function Picker:find()`
-            if name.type == "method_index_expression" and table is not None:
-                return [f"{_last_identifier(self.text(table))}.{_last_identifier(self.text(name))}"]
             return [_last_identifier(self.text(name))]
         declarator = node.child_by_field_name("declarator")
         if declarator is not None:
@@ -390,28 +338,6 @@ class _Builder:
             if child.type in _IDENT_TYPES:
                 return [self.text(child)]
         return []
-
-    def call_names(self, call: tree_sitter.Node) -> list[str]:
-        """What an Elixir definition call defines: `defmodule Plug.Router` -> Router,
-        `def match(conn, opts) when ...` -> match, `def hello, do: ...` -> hello."""
-        arguments = next((c for c in call.named_children if c.type == "arguments"), None)
-        first = arguments.named_children[0] if arguments and arguments.named_children else None
-        while first is not None and first.type == "binary_operator":  # `f(x) when guard`
-            first = first.child_by_field_name("left")
-        if first is not None and first.type == "call":
-            first = first.child_by_field_name("target")
-        if first is None or first.type not in ("alias", "identifier"):
-            return []  # `test "a name"`: no symbol
-        return [_last_identifier(self.text(first))]
-
-    def listed_variables(self, node: tree_sitter.Node) -> list[str]:
-        """Lua's `M.find = function ...` and `local config = {...}`: the names assigned."""
-        if node.type == "variable_declaration":
-            node = next((c for c in node.named_children if c.type == "assignment_statement"), node)
-        targets = next((c for c in node.named_children if c.type == "variable_list"), None)
-        if targets is None:
-            return []
-        return [_last_identifier(self.text(t)) for t in targets.named_children]
 
     def held_name(self, node: tree_sitter.Node) -> list[str]:
         name = node.child_by_field_name("name") or node.child_by_field_name("left")

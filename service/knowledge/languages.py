@@ -15,8 +15,8 @@ from __future__ import annotations
 
 import importlib
 import threading
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import PurePosixPath
 
 import tree_sitter
@@ -36,31 +36,6 @@ class LanguageSpec:
     containers: frozenset[str] = frozenset()
     imports: frozenset[str] = frozenset()
     comments: frozenset[str] = frozenset({"comment"})
-    # Definitions that are tests (Zig's `test "name" { ... }`).
-    tests: frozenset[str] = frozenset()
-    # A definition holding one of these (Zig's `const Arena = struct { ... }`) is a type:
-    # its members are chunked like a class's and named after it.
-    type_bodies: frozenset[str] = frozenset()
-    # Where definitions are calls (Elixir's `def`, `defmodule`, `alias`), the kind each
-    # call's target name stands for; `kind_of` reports it instead of `call`.
-    calls: Mapping[str, str] = field(default_factory=dict)
-    # Kinds, besides classes and the like, whose members are named after them.
-    types: frozenset[str] = frozenset()
-
-    def kind_of(self, node: tree_sitter.Node) -> str:
-        """The node's type, or what a call stands for in a language of `calls`, or
-        `attribute` for Elixir's `@doc`/`@spec` lines (read as comments of what follows)."""
-        if not self.calls:
-            return node.type
-        if node.type == "call":
-            target = node.child_by_field_name("target")
-            if target is not None and target.text is not None:
-                return self.calls.get(target.text.decode("utf-8", "replace"), "call")
-        if node.type == "unary_operator":
-            operator = node.child_by_field_name("operator")
-            if operator is not None and operator.type == "@":
-                return "attribute"
-        return node.type
 
 
 def _set(text: str) -> frozenset[str]:
@@ -231,54 +206,6 @@ SPECS: dict[str, LanguageSpec] = {
             "tree_sitter_bash",
             definitions=_set("function_definition variable_assignment"),
         ),
-        LanguageSpec(
-            "elixir",
-            "tree_sitter_elixir",
-            definitions=_set("elixir_module elixir_function elixir_test"),
-            # `defimpl Proto, for: Type` implements a protocol and defines no name, as a
-            # Rust `impl Trait for Type` does.
-            containers=_set("elixir_impl"),
-            imports=_set("elixir_import"),
-            comments=_set("comment attribute"),
-            tests=_set("elixir_test"),
-            calls={
-                **dict.fromkeys(["defmodule", "defprotocol"], "elixir_module"),
-                "defimpl": "elixir_impl",
-                **dict.fromkeys(
-                    _set("def defp defmacro defmacrop defguard defguardp defdelegate defn defnp"),
-                    "elixir_function",
-                ),
-                **dict.fromkeys(["alias", "import", "require", "use"], "elixir_import"),
-                **dict.fromkeys(["test", "describe", "property"], "elixir_test"),
-            },
-            types=_set("elixir_module"),
-        ),
-        LanguageSpec(
-            "lua",
-            "tree_sitter_lua",
-            definitions=_set("function_declaration variable_declaration assignment_statement"),
-        ),
-        LanguageSpec(
-            "haskell",
-            "tree_sitter_haskell",
-            definitions=_set(
-                "function signature bind data_type newtype type_synonym class instance "
-                "type_family data_family type_instance data_instance pattern_synonym "
-                "foreign_import deriving_instance"
-            ),
-            containers=_set("declarations imports"),
-            imports=_set("import header"),
-            comments=_set("comment haddock pragma"),
-        ),
-        LanguageSpec(
-            "zig",
-            "tree_sitter_zig",
-            definitions=_set("function_declaration variable_declaration test_declaration"),
-            tests=_set("test_declaration"),
-            type_bodies=_set(
-                "struct_declaration enum_declaration union_declaration opaque_declaration"
-            ),
-        ),
     )
 }
 
@@ -291,7 +218,6 @@ _SUFFIXES: dict[str, str] = {
     ".hh": "cpp", ".hxx": "cpp", ".ipp": "cpp", ".cs": "csharp",
     ".rb": "ruby", ".rake": "ruby", ".gemspec": "ruby", ".php": "php", ".swift": "swift",
     ".scala": "scala", ".sc": "scala", ".sh": "bash", ".bash": "bash", ".bats": "bash",
-    ".ex": "elixir", ".exs": "elixir", ".lua": "lua", ".hs": "haskell", ".zig": "zig",
 }  # fmt: skip
 # C headers go to the C++ grammar: it parses C as well, and C++ headers are common.
 _NAMES: dict[str, str] = {"Rakefile": "ruby", "Gemfile": "ruby", "Podfile": "ruby"}
