@@ -126,6 +126,29 @@ class Candidate:
     semantic: float = 0.0  # cosine mapped to 0..1 within the query's candidates
     modes: tuple[str, ...] = ()
     score: float = 0.0
+    # What the query makes of the chunk whatever its retrieval scores (`describe`): set
+    # while the query's embedding is still running, for the candidates found by then.
+    prior: float = 1.0  # step 2 (1.0 with role priors off)
+    define: float = 0.0  # step 3
+    names: float = 0.0  # step 4
+    described_for: tuple[Intent, Features] | None = field(default=None, repr=False)
+
+
+def describe(candidate: Candidate, intent: Intent, features: Features) -> None:
+    """Steps 2-4 for one candidate: they depend on the chunk and the query only."""
+    candidate.described_for = (intent, features)
+    prior = role_prior(candidate.role, intent)
+    candidate.prior = prior if features.role_priors else 1.0
+    candidate.define = (
+        definition_match(candidate, intent)
+        if features.definitions and candidate.role not in ("test", "example", "docs")
+        else 0.0
+    )
+    candidate.names = (
+        name_boost(candidate.path, intent) * prior**0.5
+        if features.names and candidate.role not in ("docs", "text")
+        else 0.0
+    )
 
 
 def relevance(candidate: Candidate, intent: Intent, *, mode: str) -> float:
@@ -222,30 +245,19 @@ def rank(
     features: Features = Features(),
 ) -> list[Candidate]:
     """Score and pick at most `limit` candidates; their `score` is relative to the best."""
-    bases = []
     for c in candidates:
-        base = relevance(c, intent, mode=mode)
-        bases.append(base * role_prior(c.role, intent) if features.role_priors else base)
+        described = c.described_for
+        if described is None or described[0] is not intent or described[1] != features:
+            describe(c, intent, features)
+    bases = [relevance(c, intent, mode=mode) * c.prior for c in candidates]
     top = max(bases, default=0.0) or 1.0
-    defines = [
-        definition_match(c, intent)
-        if features.definitions and c.role not in ("test", "example", "docs")
-        else 0.0
-        for c in candidates
-    ]
     # A re-export counts as the definition only when the definition itself is not here.
-    defined_here = any(
-        d >= 1.0 and c.role == "definition" for c, d in zip(candidates, defines, strict=True)
-    )
-    for c, base, define in zip(candidates, bases, defines, strict=True):
-        if c.role == "exports" and defined_here:
-            define = 0.0
-        names = 0.0
-        if features.names and c.role not in ("docs", "text"):
-            names = name_boost(c.path, intent) * (role_prior(c.role, intent) ** 0.5)
+    defined_here = any(c.define >= 1.0 and c.role == "definition" for c in candidates)
+    for c, base in zip(candidates, bases, strict=True):
+        define = 0.0 if c.role == "exports" and defined_here else c.define
         # Names multiply how well retrieval found a chunk; a definition of the queried
         # identifier is lifted above anything that merely mentions it.
-        c.score = base * (1.0 + names) + top * DEFINITION_BOOST * define
+        c.score = base * (1.0 + c.names) + top * DEFINITION_BOOST * define
     ordered = sorted(candidates, key=lambda c: (-c.score, c.id))
     picked = _diverse(ordered, limit) if features.diversity else ordered[:limit]
     if picked and picked[0].score > 0:

@@ -12,7 +12,7 @@ outputs.
 from __future__ import annotations
 
 import sqlite3
-from concurrent.futures import Executor, Future
+from concurrent.futures import Executor, wait
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -24,7 +24,15 @@ from service.knowledge.config import KnowledgeSettings
 from service.knowledge.embedder import TextEmbedder
 from service.knowledge.lexical import FieldWeights, defining, prepare_match
 from service.knowledge.lexical import search as lexical_search
-from service.knowledge.ranking import Candidate, Intent, analyse, rank, symbol_match
+from service.knowledge.ranking import (
+    Candidate,
+    Features,
+    Intent,
+    analyse,
+    describe,
+    rank,
+    symbol_match,
+)
 from service.knowledge.scry_models import Mode
 from service.knowledge.store import (
     ChunkMeta,
@@ -126,17 +134,33 @@ def run_query(
     executor: Executor | None = None,
 ) -> list[Hit]:
     """Run `query` in its mode and return at most `query.limit` ranked hits (with an
-    `executor`, the query's embedding and cosine scan run there while BM25 runs here)."""
+    `executor`, a hybrid query's BM25 runs there while its embedding runs here)."""
     features = settings.ranking.features()
     intent = analyse(query.text)
     candidates = retrieve(
-        conn, snapshot, embedder, query, settings, intent, cancel, executor=executor
+        conn,
+        snapshot,
+        embedder,
+        query,
+        settings,
+        intent,
+        cancel,
+        executor=executor,
+        features=features,
     )
-    ranked = rank(candidates, intent, mode=query.mode, limit=query.limit, features=features)
+    while True:
+        ranked = rank(candidates, intent, mode=query.mode, limit=query.limit, features=features)
+        rows = fetch_chunks(conn, [c.id for c in ranked])
+        gone = {c.id for c in ranked if c.id not in rows}
+        if not gone:
+            break
+        # A semantic hit's chunk was deleted after the snapshot was loaded (its metadata
+        # came from the snapshot): rank again without it, so the list stays full and the
+        # scores stay relative to a best hit that exists.
+        candidates = [c for c in candidates if c.id not in gone]
     if query.min_score is not None:
         ranked = [c for c in ranked if c.score >= query.min_score]
-    rows = fetch_chunks(conn, [c.id for c in ranked])
-    return [Hit(rows[c.id], c.score, c.modes) for c in ranked if c.id in rows]
+    return [Hit(rows[c.id], c.score, c.modes) for c in ranked]
 
 
 def retrieve(
@@ -149,65 +173,88 @@ def retrieve(
     cancel: Cancel | None = None,
     *,
     executor: Executor | None = None,
+    features: Features | None = None,
 ) -> list[Candidate]:
     """The candidates of `query`: the `settings.candidates` best chunks by BM25 and/or by
     cosine (per its mode), plus the chunks defining an identifier the query names."""
     depth = max(query.limit, settings.candidates)
-    lexical_hits: Ranked = []
-    semantic_hits: Ranked = []
+    features = features or settings.ranking.features()
+    VectorSide = tuple[npt.NDArray[np.float32], Ranked, dict[int, ChunkMeta]]
 
-    def vector_side() -> tuple[npt.NDArray[np.float32], Ranked]:
+    def vector_side() -> VectorSide:
         # Embedded even for an index without vectors yet: a query costs the same whatever
         # the index holds (the deadline and gate tests rely on it).
         vector = query.vector
         if vector is None:
             vector = embedder.embed([query.text], cancel=cancel)[0]
-        return vector, semantic(snapshot, vector, query, limit=depth)
+        hits = semantic(snapshot, vector, query, limit=depth)
+        # What ranking needs of the hits is in the snapshot: no database read after the
+        # embedding, which is the longest step of a hybrid query.
+        return vector, hits, snapshot.meta([c for c, _s in hits])
 
-    # The query's embedding and the cosine scan are most of a hybrid query's time and need
-    # no database: with an executor they run on another core while BM25 runs on this one.
-    pending: Future[tuple[npt.NDArray[np.float32], Ranked]] | None = None
-    if executor is not None and query.mode == "hybrid":
-        pending = executor.submit(vector_side)
-    if query.mode in ("hybrid", "lexical"):
-        match = prepare_match(
-            conn,
-            query.text,
-            # The vector count is free; an index without vectors yet is counted.
-            total=snapshot.size or store.counts(conn)[1] or 1,
-            max_df_ratio=settings.max_df_ratio,
-            max_terms=settings.max_query_terms,
-            max_postings=settings.max_postings,
+    def lexical_side() -> dict[int, Candidate]:
+        lexical_hits: Ranked = []
+        if query.mode in ("hybrid", "lexical"):
+            match = prepare_match(
+                conn,
+                query.text,
+                # The vector count is free; an index without vectors yet is counted.
+                total=snapshot.size or store.counts(conn)[1] or 1,
+                max_df_ratio=settings.max_df_ratio,
+                max_terms=settings.max_query_terms,
+                max_postings=settings.max_postings,
+            )
+            lexical_hits = lexical(conn, match, query, limit=depth)
+        if cancel is not None:
+            cancel.raise_if_cancelled()
+        defined: list[int] = []
+        if settings.ranking.definitions and query.mode != "semantic":
+            where, params = _filters(query)
+            for name in [intent.symbol] if intent.symbol else intent.embedded:
+                defs = defining(conn, name, limit=DEFINITION_SCAN, where=where, params=params)
+                defs.sort(key=lambda f: (-symbol_match(f[1], name, intent.qualified), f[0]))
+                defined += [chunk_id for chunk_id, _symbols in defs[:DEFINITIONS_PER_NAME]]
+        found = _lexical_candidates(
+            chunk_meta(conn, {c for c, _s in lexical_hits} | set(defined)), lexical_hits, defined
         )
-        lexical_hits = lexical(conn, match, query, limit=depth)
-    if cancel is not None:
-        cancel.raise_if_cancelled()
-    # The database work that does not need the vector side's answer runs before joining it.
-    defined: list[int] = []
-    if settings.ranking.definitions and query.mode != "semantic":
-        where, params = _filters(query)
-        for name in [intent.symbol] if intent.symbol else intent.embedded:
-            found = defining(conn, name, limit=DEFINITION_SCAN, where=where, params=params)
-            found.sort(key=lambda f: (-symbol_match(f[1], name, intent.qualified), f[0]))
-            defined += [chunk_id for chunk_id, _symbols in found[:DEFINITIONS_PER_NAME]]
-    meta = chunk_meta(conn, {c for c, _s in lexical_hits} | set(defined))
+        # Ranking's steps that need no retrieval score are taken before the scores meet.
+        for candidate in found.values():
+            describe(candidate, intent, features)
+        return found
+
     vector = query.vector
-    if query.mode in ("hybrid", "semantic"):
-        vector, semantic_hits = pending.result() if pending is not None else vector_side()
-        meta |= chunk_meta(conn, {c for c, _s in semantic_hits} - meta.keys())
+    semantic_hits: Ranked = []
+    if query.mode == "hybrid" and executor is not None:
+        # The embedding is most of a hybrid query's time and needs no database: it runs on
+        # this thread while BM25 runs on another core. BM25 usually ends first, so this
+        # thread goes on without waiting to be woken (a waiting thread's wake-up costs a
+        # few hundred microseconds on a virtual machine).
+        pending = executor.submit(lexical_side)
+        try:
+            vector, semantic_hits, semantic_meta = vector_side()
+        finally:
+            # The connection is this query's: the other thread is done with it before the
+            # query returns or raises.
+            wait([pending])
+        found = pending.result()
+        _add_semantic(found, semantic_meta, semantic_hits)
+    else:
+        found = lexical_side()
+        if query.mode in ("hybrid", "semantic"):
+            vector, semantic_hits, semantic_meta = vector_side()
+            _add_semantic(found, semantic_meta, semantic_hits)
     if cancel is not None:
         cancel.raise_if_cancelled()
-    candidates = _candidates(meta, lexical_hits, semantic_hits, defined)
     if query.mode == "hybrid" and vector is not None:
-        _fill_cosines(candidates, snapshot, vector, semantic_hits)
-    return list(candidates.values())
+        _fill_cosines(found, snapshot, vector, semantic_hits)
+    return list(found.values())
 
 
-def _candidates(
-    meta: dict[int, ChunkMeta], lexical_hits: Ranked, semantic_hits: Ranked, defined: list[int]
+def _lexical_candidates(
+    meta: dict[int, ChunkMeta], lexical_hits: Ranked, defined: list[int]
 ) -> dict[int, Candidate]:
-    """Every retrieved chunk that still exists (is in `meta`) once, with its scores scaled
-    to 0..1 within its list."""
+    """The BM25 hits and definitions that still exist (are in `meta`), once each, BM25
+    scaled to 0..1 by the best."""
     found: dict[int, Candidate] = {}
     top = lexical_hits[0][1] if lexical_hits else 0.0
     for chunk_id, score in lexical_hits:
@@ -218,17 +265,25 @@ def _candidates(
     for chunk_id in defined:
         if chunk_id in meta and chunk_id not in found:
             found[chunk_id] = Candidate(chunk_id, *meta[chunk_id], modes=("lexical",))
-    if semantic_hits:
-        high, low = semantic_hits[0][1], semantic_hits[-1][1]
-        for chunk_id, cosine in semantic_hits:
+    return found
+
+
+def _add_semantic(
+    found: dict[int, Candidate], meta: dict[int, ChunkMeta], semantic_hits: Ranked
+) -> None:
+    """Give the cosine hits their scores (0..1 within the list), adding those not found
+    lexically."""
+    if not semantic_hits:
+        return
+    high, low = semantic_hits[0][1], semantic_hits[-1][1]
+    for chunk_id, cosine in semantic_hits:
+        c = found.get(chunk_id)
+        if c is None:
             if chunk_id not in meta:
                 continue
-            c = found.get(chunk_id) or found.setdefault(
-                chunk_id, Candidate(chunk_id, *meta[chunk_id])
-            )
-            c.semantic = _scale(cosine, high, low)
-            c.modes = tuple(sorted({*c.modes, "semantic"}))
-    return found
+            c = found[chunk_id] = Candidate(chunk_id, *meta[chunk_id])
+        c.semantic = _scale(cosine, high, low)
+        c.modes = ("lexical", "semantic") if c.modes else ("semantic",)
 
 
 def _fill_cosines(

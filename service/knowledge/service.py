@@ -110,11 +110,9 @@ class KnowledgeService:
         finally:
             conn.close()
         self.pool = store.ReadPool(self.path, size=settings.max_concurrent_queries + 1)
-        # One embedding thread per admitted query: its embedding and cosine scan overlap its
-        # BM25 search.
-        self._query_embedding = full_thread_pool(
-            settings.max_concurrent_queries, "patina-query-embed"
-        )
+        # One BM25 thread per admitted query: a hybrid query's BM25 search overlaps its
+        # embedding and cosine scan (search.retrieve).
+        self._query_bm25 = full_thread_pool(settings.max_concurrent_queries, "patina-query-bm25")
         self._reload_lock = threading.Lock()
         # Held by whoever embeds this index in this process, one pass at a time.
         self._embed_lock = threading.Lock()
@@ -200,7 +198,7 @@ class KnowledgeService:
                     query,
                     self.settings,
                     cancel,
-                    executor=self._query_embedding,
+                    executor=self._query_bm25,
                 )
         except Cancelled:
             self.metrics.scry_outcomes.labels(query.mode, "cancelled").inc()
@@ -434,7 +432,7 @@ class KnowledgeService:
         if self._watch_thread is not None:
             self._watch_thread.join()
         self.background.close()
-        self._query_embedding.shutdown(wait=True)
+        self._query_bm25.shutdown(wait=True)
         self.pool.close()
         if self.metrics.embed_duration.observe in self.embedder.observers:
             self.embedder.observers.remove(self.metrics.embed_duration.observe)

@@ -14,6 +14,7 @@ import logging
 import os
 import queue
 import sqlite3
+import sys
 import threading
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
@@ -244,6 +245,10 @@ class VectorSnapshot:
     repo_codes: npt.NDArray[np.int32]
     kind_codes: npt.NDArray[np.int32]
     paths: list[str]
+    # Each row's role and defined symbols (space-separated, as stored): ranking reads them
+    # for the semantic hits without a query to the database after the scan.
+    roles: list[str]
+    symbols: list[str]
     repos: dict[str, int] = field(default_factory=dict)
     kinds: dict[str, int] = field(default_factory=dict)
     # Chunks in the index at this generation, with or without a vector yet: chunks are
@@ -279,6 +284,20 @@ class VectorSnapshot:
             )
         return keep
 
+    def meta(self, ids: list[int]) -> dict[int, ChunkMeta]:
+        """(path, role, symbols) of the chunks `ids` that have a row here, as `chunk_meta`
+        reads them from the database."""
+        if not ids or not self.size:
+            return {}
+        wanted = np.asarray(ids, dtype=np.int64)
+        rows = np.minimum(np.searchsorted(self.ids, wanted), self.size - 1)
+        found = self.ids[rows] == wanted
+        return {
+            chunk_id: (self.paths[row], self.roles[row], tuple(self.symbols[row].split()))
+            for chunk_id, row, ok in zip(ids, rows.tolist(), found.tolist(), strict=True)
+            if ok
+        }
+
 
 def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> VectorSnapshot:
     """Read every vector of the index into memory (one read transaction, consistent)."""
@@ -292,14 +311,16 @@ def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> Vec
         repo_codes = np.empty(count, dtype=np.int32)
         kind_codes = np.empty(count, dtype=np.int32)
         paths: list[str] = []
+        roles: list[str] = []
+        symbols: list[str] = []
         repos: dict[str, int] = {}
         kinds: dict[str, int] = {}
         rows = conn.execute(
-            "SELECT c.id, c.repo, c.kind, c.path, v.vector FROM chunks c "
+            "SELECT c.id, c.repo, c.kind, c.path, c.role, c.symbols, v.vector FROM chunks c "
             "JOIN vectors v ON v.chunk_id = c.id ORDER BY c.id"
         )
         i = 0
-        for chunk_id, repo, kind, path, blob in rows:
+        for chunk_id, repo, kind, path, role, defines, blob in rows:
             if i >= count:
                 break
             if cancel is not None and i % 4096 == 0:
@@ -309,6 +330,8 @@ def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> Vec
             repo_codes[i] = repos.setdefault(repo, len(repos))
             kind_codes[i] = kinds.setdefault(kind, len(kinds))
             paths.append(path)
+            roles.append(sys.intern(role))
+            symbols.append(defines)
             i += 1
     finally:
         conn.execute("COMMIT")
@@ -320,6 +343,8 @@ def load_snapshot(conn: sqlite3.Connection, cancel: Cancel | None = None) -> Vec
         repo_codes=repo_codes[:i],
         kind_codes=kind_codes[:i],
         paths=paths,
+        roles=roles,
+        symbols=symbols,
         repos=repos,
         kinds=kinds,
         chunks=int(chunk_total),

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from multiprocessing.pool import ThreadPool
 from pathlib import Path
 from typing import Any
@@ -149,6 +150,40 @@ def test_a_deleted_file_disappears_from_results(
         assert "notes/office.txt" not in where(hits)
 
 
+def test_the_snapshot_describes_each_chunk_as_the_database_does(
+    shared_service: KnowledgeService,
+) -> None:
+    """Ranking reads the semantic hits' path, role and symbols from the snapshot."""
+    with shared_service.pool.borrow() as conn:
+        snapshot = shared_service.snapshot(conn)
+        ids = snapshot.ids.tolist()
+        assert snapshot.meta(ids) == store.chunk_meta(conn, set(ids))
+    assert any(symbols for _path, _role, symbols in snapshot.meta(ids).values())
+    assert snapshot.meta([max(ids) + 1, -5]) == {}
+
+
+@pytest.mark.parametrize("mode", ["hybrid", "semantic"])
+def test_a_hit_deleted_after_the_snapshot_loaded_is_ranked_away(
+    service: KnowledgeService, settings: Settings, embedder: Embedder, corpus: Path, mode: str
+) -> None:
+    """A query answering from the snapshot loaded before a file was deleted (another query
+    is loading the new one) lists neither the deleted chunk nor fewer hits than asked."""
+    query = Query(PARAPHRASE, mode=mode, limit=3)  # type: ignore[arg-type]
+    with service.pool.borrow() as conn:
+        stale = service.snapshot(conn)
+        assert (
+            where(run_query(conn, stale, embedder, query, settings.knowledge))[0]
+            == "notes/office.txt"
+        )
+    (corpus / "notes/office.txt").unlink()
+    index_dir(settings, embedder, corpus)
+    with service.pool.borrow() as conn:
+        hits = run_query(conn, stale, embedder, query, settings.knowledge)
+    assert "notes/office.txt" not in where(hits)
+    assert len(hits) == 3
+    assert hits[0].score == 1.0
+
+
 def test_an_index_from_newer_code_is_refused(settings: Settings) -> None:
     path = index_path(settings)
     conn = store.open_index(path)
@@ -169,68 +204,99 @@ def test_a_new_index_gets_the_current_schema_and_private_mode(settings: Settings
     assert path.stat().st_mode & 0o777 == 0o600
 
 
-def test_hybrid_embeds_and_scans_on_another_thread_with_the_same_answer(
+def _record_threads(
+    monkeypatch: pytest.MonkeyPatch, service: KnowledgeService
+) -> dict[str, list[str]]:
+    """The name of the thread each embedding, cosine scan and BM25 search runs on."""
+    seen: dict[str, list[str]] = {"embed": [], "scan": [], "bm25": []}
+
+    def on_thread(step: str, work: Any) -> Any:
+        def recording(*args: Any, **kwargs: Any) -> Any:
+            seen[step].append(threading.current_thread().name)
+            return work(*args, **kwargs)
+
+        return recording
+
+    monkeypatch.setattr(service.embedder, "embed", on_thread("embed", service.embedder.embed))
+    monkeypatch.setattr(search, "semantic", on_thread("scan", semantic))
+    monkeypatch.setattr(search, "lexical", on_thread("bm25", search.lexical))
+    return seen
+
+
+def test_hybrid_runs_bm25_on_another_thread_beside_the_embedding_with_the_same_answer(
     shared_service: KnowledgeService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     query = Query(f"{IDENTIFIER} {PARAPHRASE}", limit=5)
-    embedded: list[str] = []
-    scanned: list[str] = []
-    embed = shared_service.embedder.embed
-
-    def recording(texts: list[str], **kwargs: object) -> object:
-        embedded.append(threading.current_thread().name)
-        return embed(texts, **kwargs)  # type: ignore[arg-type]
-
-    def scanning(*args: Any, **kwargs: Any) -> Any:
-        scanned.append(threading.current_thread().name)
-        return semantic(*args, **kwargs)
-
-    monkeypatch.setattr(shared_service.embedder, "embed", recording)
-    monkeypatch.setattr(search, "semantic", scanning)
+    seen = _record_threads(monkeypatch, shared_service)
+    here = threading.current_thread().name
     overlapped = shared_service.scry(query)
+    assert seen == {"embed": [here], "scan": [here], "bm25": [seen["bm25"][0]]}
+    assert seen["bm25"][0].startswith("patina-query-bm25")
+    # Without an executor every step runs on the query's thread, with the same answer.
     with shared_service.pool.borrow() as conn:
         snapshot = shared_service.snapshot(conn)
         inline = run_query(conn, snapshot, shared_service.embedder, query, shared_service.settings)
-    assert embedded[0].startswith("patina-query-embed")
-    assert scanned[0] == embedded[0]
-    assert embedded[1] == scanned[1] == threading.current_thread().name
+    assert seen["bm25"][1] == here
     assert [(h.chunk.id, h.score) for h in overlapped] == [(h.chunk.id, h.score) for h in inline]
 
 
-def test_a_given_query_vector_is_scanned_on_another_thread_and_not_embedded(
+def test_a_given_query_vector_is_scanned_beside_bm25_and_not_embedded(
     shared_service: KnowledgeService, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """A federated request brings its query's vector: its cosine scan still runs while BM25
     does, and the text is not embedded again."""
     text = f"{IDENTIFIER} {PARAPHRASE}"
     vector = shared_service.embed_query(text)
-    scanned: list[str] = []
-
-    def scanning(*args: Any, **kwargs: Any) -> Any:
-        scanned.append(threading.current_thread().name)
-        return semantic(*args, **kwargs)
+    expected = shared_service.scry(Query(text, limit=5))
 
     def refuse(*_args: object, **_kwargs: object) -> object:
         raise AssertionError("the query was embedded although its vector was given")
 
-    expected = shared_service.scry(Query(text, limit=5))
     monkeypatch.setattr(shared_service.embedder, "embed", refuse)
-    monkeypatch.setattr(search, "semantic", scanning)
+    seen = _record_threads(monkeypatch, shared_service)
     given = shared_service.scry(Query(text, limit=5, vector=vector))
-    assert scanned[0].startswith("patina-query-embed")
+    assert seen["scan"] == [threading.current_thread().name]
+    assert seen["bm25"][0].startswith("patina-query-bm25")
     assert [(h.chunk.id, h.score) for h in given] == [(h.chunk.id, h.score) for h in expected]
 
 
-def test_the_query_embedding_threads_exist_from_the_start_and_queries_add_none(
+def test_a_failed_embedding_returns_only_after_bm25_let_go_of_the_connection(
+    shared_service: KnowledgeService, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The query's connection goes back to the pool when the query ends: BM25 on the other
+    thread must be done with it by then, also when the embedding raised first."""
+    events: list[str] = []
+    bm25 = search.lexical
+
+    def slow_bm25(*args: Any, **kwargs: Any) -> Any:
+        time.sleep(0.3)
+        result = bm25(*args, **kwargs)
+        events.append("bm25 done")
+        return result
+
+    def broken(*_args: object, **_kwargs: object) -> object:
+        raise RuntimeError("the model fell over")
+
+    monkeypatch.setattr(search, "lexical", slow_bm25)
+    monkeypatch.setattr(shared_service.embedder, "embed", broken)
+    with pytest.raises(RuntimeError, match="fell over"):
+        shared_service.scry(Query(f"{IDENTIFIER} {PARAPHRASE}"))
+    events.append("query ended")
+    assert events == ["bm25 done", "query ended"]
+    monkeypatch.undo()
+    assert shared_service.scry(Query(IDENTIFIER, limit=1))[0].chunk.symbols
+
+
+def test_the_query_bm25_threads_exist_from_the_start_and_queries_add_none(
     service: KnowledgeService, indexed: Settings
 ) -> None:
     """The service's thread count at rest does not depend on how busy it has been."""
 
-    def embedding_threads() -> set[int | None]:
-        return {t.ident for t in threading.enumerate() if t.name.startswith("patina-query-embed")}
+    def bm25_threads() -> set[int | None]:
+        return {t.ident for t in threading.enumerate() if t.name.startswith("patina-query-bm25")}
 
-    started = embedding_threads()
+    started = bm25_threads()
     assert len(started) >= indexed.max_concurrent_queries
     with ThreadPool(indexed.max_concurrent_queries + 2) as pool:
         pool.map(lambda _: service.scry(Query(f"{IDENTIFIER} {PARAPHRASE}")), range(12))
-    assert embedding_threads() <= started
+    assert bm25_threads() <= started

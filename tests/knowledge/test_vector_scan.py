@@ -232,6 +232,8 @@ def _snapshot(rng: np.random.Generator, rows: int) -> VectorSnapshot:
         repo_codes=(np.arange(rows) % 3).astype(np.int32),
         kind_codes=np.zeros(rows, dtype=np.int32),
         paths=[f"src/f{i % 50}.py" for i in range(rows)],
+        roles=["definition"] * rows,
+        symbols=[f"f{i}" for i in range(rows)],
         repos={"a": 0, "b": 1, "c": 2},
         kinds={"code": 0},
         chunks=rows,
