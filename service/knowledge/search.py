@@ -76,6 +76,8 @@ class Hit:
 
 
 Ranked = list[tuple[int, float]]  # (chunk id, score), best first
+# The query's vector, its cosine hits and what ranking needs of them.
+VectorSide = tuple[npt.NDArray[np.float32], Ranked, dict[int, ChunkMeta]]
 
 
 def lexical(
@@ -179,7 +181,6 @@ def retrieve(
     cosine (per its mode), plus the chunks defining an identifier the query names."""
     depth = max(query.limit, settings.candidates)
     features = features or settings.ranking.features()
-    VectorSide = tuple[npt.NDArray[np.float32], Ranked, dict[int, ChunkMeta]]
 
     def vector_side() -> VectorSide:
         # Embedded even for an index without vectors yet: a query costs the same whatever
@@ -302,10 +303,9 @@ def _fill_cosines(
     present = [False] * len(missing)
     cosines = [0.0] * len(missing)
     if semantic_hits and snapshot.size:
-        ids = np.array([c.id for c in missing], dtype=np.int64)
-        pos = np.minimum(np.searchsorted(snapshot.ids, ids), snapshot.size - 1)
-        present = (snapshot.ids[pos] == ids).tolist()
-        cosines = (snapshot.matrix[pos] @ vector).tolist()
+        rows, found = snapshot.rows_of([c.id for c in missing])
+        present = found.tolist()
+        cosines = (snapshot.matrix[rows] @ vector).tolist()
     high, low = (semantic_hits[0][1], semantic_hits[-1][1]) if semantic_hits else (0.0, 0.0)
     for c, ok, cosine in zip(missing, present, cosines, strict=True):
         c.semantic = _scale(cosine, high, low) if ok else c.lexical

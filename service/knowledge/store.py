@@ -284,14 +284,19 @@ class VectorSnapshot:
             )
         return keep
 
+    def rows_of(self, ids: Sequence[int]) -> tuple[npt.NDArray[np.intp], npt.NDArray[np.bool_]]:
+        """Each chunk's row and whether it has one (a chunk with no vector yet has none;
+        its row is then some other chunk's and must not be read)."""
+        wanted = np.asarray(ids, dtype=np.int64)
+        if not self.size:
+            return np.zeros(len(wanted), dtype=np.intp), np.zeros(len(wanted), dtype=bool)
+        rows = np.minimum(np.searchsorted(self.ids, wanted), self.size - 1)
+        return rows, self.ids[rows] == wanted
+
     def meta(self, ids: list[int]) -> dict[int, ChunkMeta]:
         """(path, role, symbols) of the chunks `ids` that have a row here, as `chunk_meta`
         reads them from the database."""
-        if not ids or not self.size:
-            return {}
-        wanted = np.asarray(ids, dtype=np.int64)
-        rows = np.minimum(np.searchsorted(self.ids, wanted), self.size - 1)
-        found = self.ids[rows] == wanted
+        rows, found = self.rows_of(ids)
         return {
             chunk_id: (self.paths[row], self.roles[row], tuple(self.symbols[row].split()))
             for chunk_id, row, ok in zip(ids, rows.tolist(), found.tolist(), strict=True)
